@@ -1,0 +1,1 @@
+"""The local region: an AWS API on loopback whose resources run on this machine."""
