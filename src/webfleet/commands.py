@@ -1,0 +1,138 @@
+"""What each `invoke` task does for its user: run a stage, show its result, explain failures.
+
+tasks.py only declares the tasks and their options; everything they do is here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from webfleet import deploy as deploy_stage
+from webfleet.cloud import region_settings
+from webfleet.config import DEFAULT_ENVIRONMENT, DEFAULT_STACK_FILE, EnvironmentStack, load_stack
+from webfleet.errors import WebfleetError
+from webfleet.localregion import daemon
+from webfleet.localregion.settings import RegionSettings
+from webfleet.paths import ProjectPaths
+from webfleet.progress import Progress
+from webfleet.render import render as render_files
+
+
+class CommandFailed(Exception):
+    """Raised after a failure was explained to the user; tasks turn it into a non-zero exit."""
+
+
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+
+@contextmanager
+def _explained() -> Iterator[None]:
+    try:
+        yield
+    except WebfleetError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise CommandFailed(str(error)) from None
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]: re-run the same command to converge")
+        raise CommandFailed("interrupted") from None
+
+
+def _load(stack_file: str | None, env_name: str | None) -> tuple[EnvironmentStack, ProjectPaths]:
+    path = Path(stack_file) if stack_file else DEFAULT_STACK_FILE
+    stack = load_stack(path, env_name or DEFAULT_ENVIRONMENT)
+    return stack, ProjectPaths.of_checkout()
+
+
+def _emit_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def render(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        files = render_files(stack, paths)
+    if as_json:
+        _emit_json({"environment": stack.env_name, "files": [str(p) for p in files.all()]})
+        return
+    console.print(f"rendered for environment [bold]{stack.env_name}[/]:")
+    for path in files.all():
+        console.print(f"  {path.relative_to(paths.root)}")
+
+
+def deploy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            result = deploy_stage.deploy(stack, paths, progress)
+    outputs = result.outputs
+    if as_json:
+        _emit_json(
+            {"environment": result.env_name, "changes": vars(result.changes), "outputs": outputs}
+        )
+        return
+    table = Table(title=f"deploy: {result.env_name}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    changes = result.changes
+    table.add_row(
+        "changes", f"{changes.add} added, {changes.change} changed, {changes.destroy} destroyed"
+    )
+    table.add_row("ALB DNS name", str(outputs.get("alb_dns_name")))
+    table.add_row("ASG", str(outputs.get("asg_name")))
+    table.add_row("target group", str(outputs.get("target_group_arn")))
+    table.add_row("AMI", str(outputs.get("ami_id")))
+    console.print(table)
+
+
+def destroy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            result = deploy_stage.destroy(stack, paths, progress)
+    if as_json:
+        _emit_json({"environment": result.env_name, "destroyed": result.changes.destroy})
+        return
+    console.print(f"destroy: {result.env_name}: {result.changes.destroy} resources destroyed")
+
+
+def _region(stack_file: str | None, env_name: str | None) -> RegionSettings:
+    stack, _ = _load(stack_file, env_name)
+    if stack.environment.kind != "local":
+        raise WebfleetError(
+            f"environment {stack.env_name} is kind '{stack.environment.kind}': the local.* tasks "
+            "manage the local region; pick a local environment with --env."
+        )
+    return region_settings(stack)
+
+
+def _region_command(action: Callable[[RegionSettings], Any]) -> Callable[..., Any]:
+    def run(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+        with _explained():
+            outcome = action(_region(stack_file, env_name))
+        if as_json:
+            _emit_json(_as_document(outcome))
+        else:
+            console.print(outcome.describe() if hasattr(outcome, "describe") else outcome)
+
+    return run
+
+
+def _as_document(outcome: Any) -> dict[str, Any]:
+    if hasattr(outcome, "as_dict"):
+        document: dict[str, Any] = outcome.as_dict()
+        return document
+    return {"result": str(outcome)}
+
+
+local_up = _region_command(daemon.up)
+local_down = _region_command(daemon.down)
+local_status = _region_command(daemon.status)

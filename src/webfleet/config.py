@@ -1,0 +1,411 @@
+"""The stack file: one TOML file describing the app, its image, network, load balancer and fleet.
+
+`load_stack` reads and validates it and resolves one environment into an `EnvironmentStack`, the
+input every stage works from. Every validation error names the field path and what was expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from webfleet.errors import WebfleetError
+
+DEFAULT_STACK_FILE = Path("webfleet.toml")
+DEFAULT_ENVIRONMENT = "local"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
+EnvVarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+UrlPath = Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=1024)]
+# Target group matchers: a code, a list of codes or a range, between 200 and 499 (AWS's bounds).
+Matcher = Annotated[str, Field(pattern=r"^[2-4]\d\d((,[2-4]\d\d)*|-[2-4]\d\d)$")]
+
+
+class StackError(WebfleetError):
+    """A stack file that cannot be used, with every problem named by its field path."""
+
+    def __init__(self, source: Path, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{source}: invalid stack file\n{lines}")
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors, values are never coerced across types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class App(Strict):
+    name: Name
+    port: Port = 8000
+    health_check_path: UrlPath = "/healthz"
+    env: dict[EnvVarName, str] = Field(default_factory=dict)
+    # Secrets stay out of the stack file and the user data: the instance reads each named SSM
+    # parameter at boot and writes it into the env file.
+    secrets: dict[EnvVarName, Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.\-/]+$")]] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _env_and_secrets_disjoint(self) -> Self:
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise ValueError(f"{', '.join(both)} set both in app.env and app.secrets")
+        return self
+
+
+class BaseAmi(Strict):
+    owners: list[Annotated[str, Field(pattern=r"^(\d{12}|self|amazon|aws-marketplace)$")]] = Field(
+        default_factory=lambda: ["136693071363"], min_length=1
+    )
+    name: str = Field(default="debian-12-amd64-*", min_length=1)
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+
+
+class Image(Strict):
+    instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+$")] = (
+        "t3.micro"
+    )
+    base_ami: BaseAmi = Field(default_factory=BaseAmi)
+    key_name: str | None = None
+
+
+class Subnet(Strict):
+    cidr: str
+    # The zone's letter: the environment's region completes it (a → us-east-1a).
+    zone: Annotated[str, Field(pattern=r"^[a-z]$")]
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr_is_ipv4_network(cls, value: str) -> str:
+        return str(_ipv4_network(value))
+
+
+class Network(Strict):
+    vpc_cidr: str = "10.42.0.0/16"
+    public_subnets: list[Subnet] = Field(min_length=2)
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr_is_ipv4_network(cls, value: str) -> str:
+        network = _ipv4_network(value)
+        if not 16 <= network.prefixlen <= 28:
+            raise ValueError("a VPC's prefix length must be between /16 and /28")
+        return str(network)
+
+    @model_validator(mode="after")
+    def _subnets_fit_the_vpc(self) -> Self:
+        vpc = ipaddress.IPv4Network(self.vpc_cidr)
+        subnets = [ipaddress.IPv4Network(s.cidr) for s in self.public_subnets]
+        for index, subnet in enumerate(subnets):
+            if not subnet.subnet_of(vpc):
+                raise ValueError(f"public_subnets[{index}] {subnet} is outside vpc_cidr {vpc}")
+            for other_index, other in enumerate(subnets[:index]):
+                if subnet.overlaps(other):
+                    raise ValueError(
+                        f"public_subnets[{index}] {subnet} overlaps public_subnets[{other_index}]"
+                    )
+        if len({s.zone for s in self.public_subnets}) < 2:
+            raise ValueError("public_subnets must span at least two availability zones")
+        return self
+
+
+class HttpListener(Strict):
+    port: Port = 80
+    action: Literal["forward", "redirect_https"] = "forward"
+
+
+class HttpsListener(Strict):
+    port: Port = 443
+    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    # Either an existing ACM certificate, or PEM files (relative to the stack file) to import.
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
+    certificate_file: str | None = None
+    private_key_file: str | None = None
+    certificate_chain_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_certificate_source(self) -> Self:
+        has_files = self.certificate_file is not None or self.private_key_file is not None
+        if self.certificate_arn is not None and has_files:
+            raise ValueError("give certificate_arn or certificate_file/private_key_file, not both")
+        if self.certificate_arn is None and (
+            self.certificate_file is None or self.private_key_file is None
+        ):
+            raise ValueError(
+                "needs certificate_arn, or both certificate_file and private_key_file to import"
+            )
+        return self
+
+
+class HealthCheck(Strict):
+    # Defaults to app.health_check_path.
+    path: UrlPath | None = None
+    matcher: Matcher = "200"
+    interval: Annotated[int, Field(ge=5, le=300)] = 15
+    timeout: Annotated[int, Field(ge=2, le=120)] = 5
+    healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    unhealthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> Self:
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout}) must be less than interval ({self.interval})"
+            )
+        return self
+
+
+class Stickiness(Strict):
+    enabled: bool = False
+    duration: Annotated[int, Field(ge=1, le=604800)] = 86400
+
+
+class FixedResponse(Strict):
+    status_code: Annotated[int, Field(ge=200, le=599)]
+    content_type: Literal[
+        "text/plain", "text/css", "text/html", "application/javascript", "application/json"
+    ] = "text/plain"
+    message_body: Annotated[str, Field(max_length=1024)] = ""
+
+
+class Rule(Strict):
+    priority: Annotated[int, Field(ge=1, le=50000)]
+    path_patterns: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=5
+    )
+    host_headers: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=5
+    )
+    action: Literal["forward", "fixed_response"] = "forward"
+    fixed_response: FixedResponse | None = None
+
+    @model_validator(mode="after")
+    def _condition_and_action_complete(self) -> Self:
+        if not self.path_patterns and not self.host_headers:
+            raise ValueError("a rule needs path_patterns or host_headers")
+        if (self.action == "fixed_response") != (self.fixed_response is not None):
+            raise ValueError(
+                "fixed_response is required with action 'fixed_response' and only then"
+            )
+        return self
+
+
+class LoadBalancer(Strict):
+    http: HttpListener = Field(default_factory=HttpListener)
+    https: HttpsListener | None = None
+    ingress_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    algorithm: Literal["round_robin", "least_outstanding_requests"] = "round_robin"
+    deregistration_delay: Annotated[int, Field(ge=0, le=3600)] = 30
+    stickiness: Stickiness = Field(default_factory=Stickiness)
+    health_check: HealthCheck = Field(default_factory=HealthCheck)
+    rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("ingress_cidrs")
+    @classmethod
+    def _cidrs_are_networks(cls, values: list[str]) -> list[str]:
+        return [str(_ipv4_network(value)) for value in values]
+
+    @model_validator(mode="after")
+    def _listeners_consistent(self) -> Self:
+        if self.http.action == "redirect_https" and self.https is None:
+            raise ValueError("http.action 'redirect_https' needs an [load_balancer.https] listener")
+        if self.https is not None and self.https.port == self.http.port:
+            raise ValueError(f"http and https listeners both use port {self.http.port}")
+        priorities = [rule.priority for rule in self.rules]
+        duplicates = sorted({p for p in priorities if priorities.count(p) > 1})
+        if duplicates:
+            raise ValueError(f"rules share priority {', '.join(map(str, duplicates))}")
+        return self
+
+
+class InstanceRefresh(Strict):
+    min_healthy_percentage: Annotated[int, Field(ge=0, le=100)] = 50
+    instance_warmup: Annotated[int, Field(ge=0)] = 60
+    auto_rollback: bool = True
+
+
+class Fleet(Strict):
+    min_size: Annotated[int, Field(ge=0)] = 2
+    desired_capacity: Annotated[int, Field(ge=0)] = 2
+    max_size: Annotated[int, Field(ge=1)] = 4
+    health_check_type: Literal["ELB", "EC2"] = "ELB"
+    health_check_grace_period: Annotated[int, Field(ge=0)] = 120
+    instance_refresh: InstanceRefresh = Field(default_factory=InstanceRefresh)
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> Self:
+        _check_sizes(self.min_size, self.desired_capacity, self.max_size)
+        return self
+
+
+class Scaling(Strict):
+    target_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 50
+    target_requests_per_target: Annotated[int, Field(ge=1)] | None = None
+
+
+class Environment(Strict):
+    kind: Literal["local", "aws"]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] = "us-east-1"
+    # aws: a named profile from ~/.aws; unset means the default credential chain (env, OIDC, ...).
+    profile: str | None = None
+    # local: where the local region's API listens on loopback.
+    api_port: Port = 4599
+    # What may differ between environments besides endpoints and credentials: sizes.
+    instance_type: str | None = None
+    min_size: Annotated[int, Field(ge=0)] | None = None
+    desired_capacity: Annotated[int, Field(ge=0)] | None = None
+    max_size: Annotated[int, Field(ge=1)] | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _profile_only_for_aws(self) -> Self:
+        if self.kind == "local" and self.profile is not None:
+            raise ValueError("profile is for kind 'aws'; the local region needs no credentials")
+        return self
+
+
+class StackFile(Strict):
+    app: App
+    image: Image = Field(default_factory=Image)
+    network: Network
+    load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
+    asg: Fleet = Field(default_factory=Fleet)
+    scaling: Scaling = Field(default_factory=Scaling)
+    tags: dict[str, str] = Field(default_factory=dict)
+    environments: dict[Name, Environment] = Field(
+        default_factory=lambda: {DEFAULT_ENVIRONMENT: Environment(kind="local")}
+    )
+
+
+class EnvironmentStack(Strict):
+    """The stack file resolved for one environment: what every stage reads."""
+
+    source: Path
+    env_name: str
+    environment: Environment
+    app: App
+    image: Image
+    network: Network
+    load_balancer: LoadBalancer
+    asg: Fleet
+    scaling: Scaling
+    tags: dict[str, str]
+
+    @property
+    def stack_name(self) -> str:
+        """The prefix of every resource's name: app and environment."""
+        return f"{self.app.name}-{self.env_name}"
+
+    @property
+    def health_check_path(self) -> str:
+        return self.load_balancer.health_check.path or self.app.health_check_path
+
+    def availability_zone(self, subnet: Subnet) -> str:
+        return f"{self.environment.region}{subnet.zone}"
+
+
+def load_stack(
+    path: Path = DEFAULT_STACK_FILE, env_name: str = DEFAULT_ENVIRONMENT
+) -> EnvironmentStack:
+    """Read, validate and resolve the stack file for one environment, or raise StackError."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StackError(
+            path, ["file not found (pass --stack PATH or create webfleet.toml)"]
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise StackError(path, [f"not valid TOML: {error}"]) from None
+    try:
+        stack = StackFile.model_validate(raw)
+    except ValidationError as error:
+        raise StackError(path, _describe(error)) from None
+    return _resolve(path, stack, env_name)
+
+
+def _resolve(path: Path, stack: StackFile, env_name: str) -> EnvironmentStack:
+    if env_name not in stack.environments:
+        known = ", ".join(sorted(stack.environments))
+        raise StackError(path, [f"environments.{env_name}: no such environment (known: {known})"])
+    environment = stack.environments[env_name]
+    fleet = stack.asg.model_copy(
+        update={
+            key: value
+            for key in ("min_size", "desired_capacity", "max_size")
+            if (value := getattr(environment, key)) is not None
+        }
+    )
+    try:
+        _check_sizes(fleet.min_size, fleet.desired_capacity, fleet.max_size)
+    except ValueError as error:
+        raise StackError(path, [f"environments.{env_name}: {error}"]) from None
+    image = stack.image
+    if environment.instance_type is not None:
+        image = image.model_copy(update={"instance_type": environment.instance_type})
+    tags = {"App": stack.app.name, "Environment": env_name, "ManagedBy": "webfleet"}
+    return EnvironmentStack(
+        source=path.resolve(),
+        env_name=env_name,
+        environment=environment,
+        app=stack.app,
+        image=image,
+        network=stack.network,
+        load_balancer=stack.load_balancer,
+        asg=fleet,
+        scaling=stack.scaling,
+        tags={**tags, **stack.tags, **environment.tags},
+    )
+
+
+def _check_sizes(min_size: int, desired: int, max_size: int) -> None:
+    if not min_size <= desired <= max_size:
+        raise ValueError(
+            f"sizes must satisfy min_size <= desired_capacity <= max_size "
+            f"(got {min_size} <= {desired} <= {max_size})"
+        )
+
+
+def _ipv4_network(value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(f"not an IPv4 CIDR block: {error}") from None
+
+
+_MODEL_PREFIX = re.compile(r"^Value error, ")
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for detail in error.errors():
+        parts = [str(part) for part in detail["loc"]]
+        message = _MODEL_PREFIX.sub("", detail["msg"])
+        if parts and parts[-1] == "[key]":
+            # A bad table key: name the key itself as the field.
+            parts.pop()
+            message = f"invalid name: {message}"
+        location = ".".join(parts) or "(top level)"
+        if detail["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif detail["type"] == "missing":
+            message = "required but missing"
+        elif "input" in detail and detail["type"] not in ("value_error", "assertion_error"):
+            message = f"{message} (got {detail['input']!r})"
+        problems.append(f"{location}: {message}")
+    return problems

@@ -1,0 +1,131 @@
+"""The deploy and destroy stages: the rendered stack applied with Terraform, or taken away."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from webfleet.cloud import CloudTarget, cloud_target, region_settings
+from webfleet.config import EnvironmentStack
+from webfleet.errors import WebfleetError
+from webfleet.localregion import daemon
+from webfleet.paths import ProjectPaths
+from webfleet.progress import Progress
+from webfleet.render import render
+from webfleet.stack_vars import terraform_variables, write_variables
+from webfleet.terraform import ChangeCounts, Terraform, Workspace, terraform_version
+from webfleet.tfconfig import check_cli_config
+
+MINIMUM_TERRAFORM = (1, 5)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    env_name: str
+    changes: ChangeCounts
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DestroyResult:
+    env_name: str
+    changes: ChangeCounts
+
+
+def deploy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> DeployResult:
+    """Render, then plan and apply the whole stack; a stack already in shape is left untouched."""
+    terraform = _prepare(stack, paths, progress)
+    plan_file = paths.build_dir(stack.env_name) / "deploy.tfplan"
+    progress.stage("plan")
+    plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file)
+    changes = plan.changes
+    if plan.exit_code == 0:
+        progress.note("no changes: the deployed stack already matches the stack file", "green")
+    else:
+        progress.stage(
+            "apply",
+            f"{changes.add} to add, {changes.change} to change, {changes.destroy} to destroy",
+        )
+        changes = terraform.apply(plan_file).changes
+    plan_file.unlink(missing_ok=True)
+    outputs = terraform.outputs()
+    outputs_path = paths.deploy_outputs(stack.env_name)
+    outputs_path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
+    return DeployResult(stack.env_name, changes, outputs)
+
+
+def destroy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> DestroyResult:
+    """Destroy every resource of the stack in this environment; nothing deployed is fine."""
+    terraform = _prepare(stack, paths, progress, start_region=False)
+    if not terraform.has_state():
+        progress.note("nothing deployed in this environment", "green")
+        paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
+        return DestroyResult(stack.env_name, ChangeCounts())
+    _ensure_api(stack, progress, start_region=True)
+    plan_file = paths.build_dir(stack.env_name) / "destroy.tfplan"
+    progress.stage("plan", "destroy")
+    plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file, destroy=True)
+    changes = plan.changes
+    if plan.exit_code == 2:
+        progress.stage("destroy", f"{changes.destroy} to destroy")
+        changes = terraform.apply(plan_file).changes
+    plan_file.unlink(missing_ok=True)
+    paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
+    return DestroyResult(stack.env_name, changes)
+
+
+def _prepare(
+    stack: EnvironmentStack, paths: ProjectPaths, progress: Progress, *, start_region: bool = True
+) -> Terraform:
+    """Check tools, render, write variables and init Terraform: all before touching the cloud."""
+    _check_terraform()
+    check_cli_config(paths.terraform_cli_config)
+    progress.stage("render", f"environment {stack.env_name}")
+    rendered = render(stack, paths)
+    user_data = rendered.user_data.read_text(encoding="utf-8")
+    write_variables(paths.terraform_vars(stack.env_name), terraform_variables(stack, user_data))
+    target = _ensure_api(stack, progress, start_region=start_region)
+    terraform = Terraform(_workspace(paths, stack, target), progress.terraform_event)
+    progress.stage("init", "providers from the filesystem mirror")
+    terraform.init()
+    return terraform
+
+
+def _ensure_api(stack: EnvironmentStack, progress: Progress, *, start_region: bool) -> CloudTarget:
+    target = cloud_target(stack)
+    if target.is_local and start_region:
+        settings = region_settings(stack)
+        if not daemon.status(settings).running:
+            progress.stage("local region", f"starting on {settings.endpoint_url}")
+        daemon.up(settings)
+    return target
+
+
+def _workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget) -> Workspace:
+    return Workspace(
+        config_dir=paths.terraform_stack,
+        data_dir=paths.terraform_data_dir(stack.env_name),
+        state_path=paths.terraform_state(stack.env_name),
+        cli_config=paths.terraform_cli_config,
+        environment=target.tool_environment(),
+        log_dir=paths.build_dir(stack.env_name) / "logs",
+    )
+
+
+class TerraformMissingError(WebfleetError):
+    pass
+
+
+def _check_terraform() -> None:
+    version = terraform_version()
+    if version is None:
+        raise TerraformMissingError(
+            "terraform not found on PATH: install Terraform >= 1.5 (HashiCorp's release or "
+            "package; Debian does not ship it) and re-run scripts/bootstrap."
+        )
+    found = tuple(int(part) for part in version.split(".")[:2])
+    if found < MINIMUM_TERRAFORM:
+        raise TerraformMissingError(
+            f"terraform {version} is too old: webfleet needs >= 1.5 (check `terraform version`)."
+        )

@@ -1,0 +1,45 @@
+"""Where webfleet keeps things: the project's sources and each environment's build artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Paths inside one webfleet project; stages exchange artifacts under build/<env>/."""
+
+    root: Path
+
+    @classmethod
+    def of_checkout(cls) -> ProjectPaths:
+        """The checkout this package runs from (installed editable by scripts/bootstrap)."""
+        return cls(Path(__file__).resolve().parents[2])
+
+    @property
+    def terraform_stack(self) -> Path:
+        return self.root / "terraform" / "stack"
+
+    @property
+    def terraform_cli_config(self) -> Path:
+        # Written by scripts/bootstrap: installs providers from the filesystem mirror only.
+        return self.root / ".venv" / "terraform.rc"
+
+    def build_dir(self, env_name: str) -> Path:
+        return self.root / "build" / env_name
+
+    def rendered_dir(self, env_name: str) -> Path:
+        return self.build_dir(env_name) / "rendered"
+
+    def terraform_data_dir(self, env_name: str) -> Path:
+        return self.build_dir(env_name) / "terraform"
+
+    def terraform_state(self, env_name: str) -> Path:
+        return self.build_dir(env_name) / "terraform.tfstate"
+
+    def terraform_vars(self, env_name: str) -> Path:
+        return self.build_dir(env_name) / "stack.tfvars.json"
+
+    def deploy_outputs(self, env_name: str) -> Path:
+        return self.build_dir(env_name) / "deploy-outputs.json"

@@ -1,0 +1,140 @@
+"""Render the files an instance needs from the stack: cloud-init user data, env file, systemd unit.
+
+Templates live in `templates/` (files baked into or written onto the instance) and `user_data/`
+(cloud-init). Output is deterministic: the same stack renders the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from webfleet.config import EnvironmentStack
+from webfleet.errors import WebfleetError
+from webfleet.paths import ProjectPaths
+
+# EC2 refuses user data over 16 KB, counted before base64 encoding.
+USER_DATA_LIMIT_BYTES = 16 * 1024
+
+
+class RenderError(WebfleetError):
+    """A template that cannot be rendered, or a result that EC2 would refuse."""
+
+
+@dataclass(frozen=True)
+class RenderedFiles:
+    user_data: Path
+    env_file: Path
+    unit_file: Path
+
+    def all(self) -> list[Path]:
+        return [self.user_data, self.env_file, self.unit_file]
+
+
+@dataclass(frozen=True)
+class InstanceLayout:
+    """Where the app lives on an instance: shared by the templates, the image and the checks."""
+
+    app_name: str
+
+    @property
+    def app_user(self) -> str:
+        return self.app_name
+
+    @property
+    def app_dir(self) -> str:
+        return f"/opt/{self.app_name}"
+
+    @property
+    def service_name(self) -> str:
+        return f"{self.app_name}.service"
+
+    @property
+    def env_file_path(self) -> str:
+        return f"/etc/{self.app_name}/app.env"
+
+    @property
+    def secrets_refs_path(self) -> str:
+        return f"/etc/{self.app_name}/secrets.refs"
+
+
+def render(stack: EnvironmentStack, paths: ProjectPaths) -> RenderedFiles:
+    """Render every instance file for the stack's environment into build/<env>/rendered/."""
+    layout = InstanceLayout(stack.app.name)
+    context: dict[str, Any] = {
+        "app": stack.app,
+        "env_name": stack.env_name,
+        "app_user": layout.app_user,
+        "app_dir": layout.app_dir,
+        "service_name": layout.service_name,
+        "env_file_path": layout.env_file_path,
+        "secrets_refs_path": layout.secrets_refs_path,
+    }
+    environment = _jinja(paths.root)
+    env_file = _render(environment, "templates/app.env.j2", context)
+    unit = _render(environment, "templates/app.service.j2", context)
+    user_data = _render(
+        environment, "user_data/cloud-init.yaml.j2", {**context, "env_file": env_file}
+    )
+    size = len(user_data.encode("utf-8"))
+    if size > USER_DATA_LIMIT_BYTES:
+        raise RenderError(
+            f"rendered user data is {size} bytes; EC2 allows {USER_DATA_LIMIT_BYTES}. "
+            "Bake large files into the image instead of writing them from user data."
+        )
+    out = paths.rendered_dir(stack.env_name)
+    out.mkdir(parents=True, exist_ok=True)
+    files = RenderedFiles(
+        user_data=out / "user-data.yaml",
+        env_file=out / "app.env",
+        unit_file=out / layout.service_name,
+    )
+    for path, text in zip(files.all(), (user_data, env_file, unit), strict=True):
+        _write_if_changed(path, text)
+    return files
+
+
+def _jinja(root: Path) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(root),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    environment.filters["systemd_quote"] = systemd_quote
+    return environment
+
+
+def _render(environment: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    try:
+        return environment.get_template(name).render(context)
+    except jinja2.TemplateNotFound:
+        raise RenderError(f"template {name} not found under {environment.loader}") from None
+    except jinja2.UndefinedError as error:
+        raise RenderError(f"{name}: {error.message}") from None
+    except jinja2.TemplateSyntaxError as error:
+        raise RenderError(f"{name}:{error.lineno}: {error.message}") from None
+
+
+_PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")
+
+
+def systemd_quote(value: str) -> str:
+    """Quote a value for a systemd EnvironmentFile line, so spaces and quotes survive."""
+    if _PLAIN_VALUE.match(value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    # Unchanged files keep their mtime, so re-runs show nothing new.
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.write_text(text, encoding="utf-8")

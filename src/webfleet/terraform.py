@@ -1,0 +1,246 @@
+"""A small typed driver over the installed Terraform CLI.
+
+Why not python-terraform: unmaintained since 2019 and broken on Terraform 1.x (apply approval,
+`destroy -force`, output by name). tftest is for tests. This wrapper runs the CLI with `-json`, so
+every stage gets Terraform's machine-readable UI stream for live progress and exact change counts.
+
+Terraform writes its stream to a log file under the environment's build directory and the driver
+follows that file. Terraform runs in its own session: if webfleet is killed, Terraform is not, so it
+finishes and saves state instead of dying on a broken pipe halfway through creating resources; the
+next run waits for its state lock and converges.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webfleet.errors import WebfleetError
+
+Event = dict[str, Any]
+EventHandler = Callable[[Event], None]
+
+# How long a run waits for a state lock held by an earlier, interrupted run that is still finishing.
+LOCK_TIMEOUT = "10m"
+
+
+class TerraformError(WebfleetError):
+    """Terraform failed; the message carries its diagnostics."""
+
+
+@dataclass(frozen=True)
+class ChangeCounts:
+    add: int = 0
+    change: int = 0
+    destroy: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.add or self.change or self.destroy)
+
+
+@dataclass
+class RunResult:
+    """What one Terraform command reported through its JSON stream."""
+
+    exit_code: int
+    changes: ChangeCounts = field(default_factory=ChangeCounts)
+    errors: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One root module applied for one environment: its config, data directory and state."""
+
+    config_dir: Path
+    data_dir: Path
+    state_path: Path
+    cli_config: Path
+    environment: Mapping[str, str]
+    log_dir: Path
+    binary: str = "terraform"
+
+
+class Terraform:
+    def __init__(self, workspace: Workspace, on_event: EventHandler) -> None:
+        self.workspace = workspace
+        self.on_event = on_event
+
+    def init(self) -> RunResult:
+        # -upgrade=false and the CLI config's mirror: providers come from disk, never downloaded.
+        return self._run(
+            "init",
+            [
+                "init",
+                "-input=false",
+                "-json",
+                f"-backend-config=path={self.workspace.state_path}",
+                f"-lock-timeout={LOCK_TIMEOUT}",
+            ],
+        )
+
+    def plan(self, var_file: Path, plan_file: Path, *, destroy: bool = False) -> RunResult:
+        """Plan into plan_file; the result's changes say what an apply would do."""
+        args = [
+            "plan",
+            "-input=false",
+            "-json",
+            "-detailed-exitcode",
+            f"-lock-timeout={LOCK_TIMEOUT}",
+            f"-var-file={var_file}",
+            f"-out={plan_file}",
+        ]
+        if destroy:
+            args.append("-destroy")
+        # -detailed-exitcode: 0 no changes, 2 changes, 1 error.
+        return self._run("plan", args, ok_codes=(0, 2))
+
+    def apply(self, plan_file: Path) -> RunResult:
+        return self._run(
+            "apply",
+            ["apply", "-input=false", "-json", f"-lock-timeout={LOCK_TIMEOUT}", str(plan_file)],
+        )
+
+    def outputs(self) -> dict[str, Any]:
+        completed = subprocess.run(
+            [self.workspace.binary, "output", "-json"],
+            cwd=self.workspace.config_dir,
+            env=self._environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise TerraformError(f"terraform output failed:\n{completed.stderr.strip()}")
+        raw: dict[str, dict[str, Any]] = json.loads(completed.stdout or "{}")
+        return {name: value["value"] for name, value in raw.items()}
+
+    def has_state(self) -> bool:
+        """True if the state records any resource (a destroyed stack's state holds none)."""
+        try:
+            state = json.loads(self.workspace.state_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+        return bool(state.get("resources"))
+
+    def _environment(self) -> dict[str, str]:
+        self.workspace.data_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            **self.workspace.environment,
+            "TF_CLI_CONFIG_FILE": str(self.workspace.cli_config),
+            "TF_DATA_DIR": str(self.workspace.data_dir),
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            # No version check against the internet.
+            "CHECKPOINT_DISABLE": "1",
+        }
+
+    def _run(self, label: str, args: list[str], ok_codes: tuple[int, ...] = (0,)) -> RunResult:
+        self.workspace.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.workspace.log_dir / f"terraform-{label}.jsonl"
+        stderr_path = self.workspace.log_dir / f"terraform-{label}.stderr"
+        result = RunResult(exit_code=-1, log_path=log_path)
+        with log_path.open("w") as log, stderr_path.open("w") as stderr:
+            process = subprocess.Popen(
+                [self.workspace.binary, *args],
+                cwd=self.workspace.config_dir,
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=stderr,
+                start_new_session=True,
+            )
+            try:
+                for event in _follow(log_path, process):
+                    _record(event, result)
+                    self.on_event(event)
+            except KeyboardInterrupt:
+                # Let Terraform stop gracefully: it finishes in-flight calls and saves state.
+                process.send_signal(signal.SIGINT)
+                for event in _follow(log_path, process):
+                    self.on_event(event)
+                raise
+        result.exit_code = process.returncode
+        if result.exit_code not in ok_codes:
+            detail = "\n".join(result.errors) or stderr_path.read_text().strip()
+            raise TerraformError(
+                f"terraform {label} failed (exit {result.exit_code}):\n{detail}\n"
+                f"full log: {log_path}"
+            )
+        return result
+
+
+def _follow(path: Path, process: subprocess.Popen[bytes]) -> Iterator[Event]:
+    """Yield each JSON event Terraform appends to path until the process exits."""
+    with path.open("r") as stream:
+        pending = ""
+        while True:
+            chunk = stream.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    line, pending = pending.strip(), ""
+                    if line:
+                        yield _parse(line)
+                continue
+            if process.poll() is not None:
+                rest = (pending + stream.read()).strip()
+                for line in rest.splitlines():
+                    if line.strip():
+                        yield _parse(line)
+                return
+            time.sleep(0.05)
+
+
+def _parse(line: str) -> Event:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return {"type": "text", "@message": line}
+    return event if isinstance(event, dict) else {"type": "text", "@message": line}
+
+
+def _record(event: Event, result: RunResult) -> None:
+    kind = event.get("type")
+    if kind == "change_summary":
+        changes = event.get("changes", {})
+        result.changes = ChangeCounts(
+            add=int(changes.get("add", 0)),
+            change=int(changes.get("change", 0)),
+            destroy=int(changes.get("remove", 0)),
+        )
+    elif kind == "diagnostic" and event.get("@level") == "error":
+        diagnostic = event.get("diagnostic", {})
+        where = diagnostic.get("address") or diagnostic.get("range", {}).get("filename", "")
+        summary = diagnostic.get("summary", event.get("@message", ""))
+        detail = diagnostic.get("detail", "")
+        result.errors.append(" ".join(part for part in (f"[{where}]" if where else "", summary)))
+        if detail:
+            result.errors.append(f"  {detail}")
+
+
+def terraform_version(binary: str = "terraform") -> str | None:
+    """The installed Terraform's version, or None when it is not on PATH."""
+    try:
+        completed = subprocess.run(
+            [binary, "version", "-json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "CHECKPOINT_DISABLE": "1"},
+        )
+    except FileNotFoundError:
+        return None
+    try:
+        version: str = json.loads(completed.stdout)["terraform_version"]
+    except (json.JSONDecodeError, KeyError):
+        return None
+    return version

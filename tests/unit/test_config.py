@@ -1,0 +1,148 @@
+"""webfleet/config.py: the stack file is validated, every error names its field, envs resolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from webfleet.config import StackError, load_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+[app]
+name = "demo"
+
+[network]
+public_subnets = [{ cidr = "10.42.1.0/24", zone = "a" }, { cidr = "10.42.2.0/24", zone = "b" }]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "webfleet.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_stack_file_is_valid_for_every_environment() -> None:
+    local = load_stack(ROOT / "webfleet.toml", "local")
+    aws = load_stack(ROOT / "webfleet.toml", "aws")
+    assert local.environment.kind == "local"
+    assert local.stack_name == "webfleet-demo-local"
+    assert aws.environment.kind == "aws" and aws.environment.profile == "webfleet"
+    # Environments differ in sizes only where they say so.
+    assert (aws.asg.max_size, aws.image.instance_type) == (6, "t3.small")
+    assert (local.asg.max_size, local.image.instance_type) == (4, "t3.micro")
+
+
+def test_minimal_stack_gets_defaults(tmp_path: Path) -> None:
+    stack = load_stack(write(tmp_path, MINIMAL))
+    assert stack.env_name == "local"
+    assert stack.app.port == 8000
+    assert stack.health_check_path == "/healthz"
+    assert stack.load_balancer.http.action == "forward"
+    assert (stack.asg.min_size, stack.asg.desired_capacity, stack.asg.max_size) == (2, 2, 4)
+    assert stack.availability_zone(stack.network.public_subnets[1]) == "us-east-1b"
+    assert stack.tags["ManagedBy"] == "webfleet"
+
+
+def test_health_check_path_override(tmp_path: Path) -> None:
+    text = MINIMAL + '\n[load_balancer.health_check]\npath = "/ready"\n'
+    assert load_stack(write(tmp_path, text)).health_check_path == "/ready"
+
+
+def test_environment_overrides_sizes_and_tags(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        '\n[environments.staging]\nkind = "aws"\nregion = "eu-west-1"\n'
+        'min_size = 1\ndesired_capacity = 1\nmax_size = 2\ntags = { Team = "web" }\n'
+    )
+    stack = load_stack(write(tmp_path, text), "staging")
+    assert (stack.asg.min_size, stack.asg.max_size) == (1, 2)
+    assert stack.tags["Team"] == "web" and stack.tags["Environment"] == "staging"
+    assert stack.availability_zone(stack.network.public_subnets[0]) == "eu-west-1a"
+
+
+# Each malformed stack file: (what to change, the field path the error must name, a word of it).
+MALFORMED: list[tuple[str, str, str, str]] = [
+    ("wrong type for port", 'port = 8000', 'port = "8000"', "app.port"),
+    ("port out of range", "port = 8000", "port = 70000", "app.port"),
+    ("unknown key", 'name = "demo"', 'name = "demo"\ncolour = "blue"', "app.colour"),
+    ("health path without /", 'name = "demo"', 'name = "demo"\nhealth_check_path = "healthz"',
+     "app.health_check_path"),
+    ("bad app name", 'name = "demo"', 'name = "Demo App"', "app.name"),
+    ("one subnet", '{ cidr = "10.42.1.0/24", zone = "a" }, { cidr = "10.42.2.0/24", zone = "b" }',
+     '{ cidr = "10.42.1.0/24", zone = "a" }', "network.public_subnets"),
+    ("bad subnet CIDR", "10.42.1.0/24", "10.42.1.300/24", "network.public_subnets.0.cidr"),
+    ("subnets in one AZ", 'zone = "b"', 'zone = "a"', "network"),
+    ("subnet outside VPC", "10.42.2.0/24", "10.99.2.0/24", "network"),
+    ("bad VPC CIDR", "[network]", '[network]\nvpc_cidr = "10.42.0.0/33"', "network.vpc_cidr"),
+    ("min > max", "", "\n[asg]\nmin_size = 5\nmax_size = 2\ndesired_capacity = 3", "asg"),
+    ("desired above max", "", "\n[asg]\ndesired_capacity = 9", "asg"),
+    ("unknown environment kind", "",
+     '\n[environments.local]\nkind = "gcp"', "environments.local.kind"),
+    ("redirect without https", "",
+     '\n[load_balancer]\nhttp = { port = 80, action = "redirect_https" }', "load_balancer"),
+    ("bad algorithm", "", '\n[load_balancer]\nalgorithm = "ip_hash"', "load_balancer.algorithm"),
+    ("bad matcher", "", '\n[load_balancer.health_check]\nmatcher = "ok"',
+     "load_balancer.health_check.matcher"),
+    ("timeout over interval", "",
+     "\n[load_balancer.health_check]\ninterval = 5\ntimeout = 10", "load_balancer.health_check"),
+    ("rule without condition", "",
+     '\n[[load_balancer.rules]]\npriority = 1\naction = "forward"', "load_balancer.rules.0"),
+    ("duplicate rule priority", "",
+     '\n[[load_balancer.rules]]\npriority = 1\npath_patterns = ["/a"]\n'
+     '[[load_balancer.rules]]\npriority = 1\npath_patterns = ["/b"]', "load_balancer"),
+    ("https without certificate", "", "\n[load_balancer.https]\nport = 443",
+     "load_balancer.https"),
+    ("secret not an SSM name", "", '\n[app.secrets]\nDB = "password123"', "app.secrets.DB"),
+    ("bad env var name", "", '\n[app.env]\n"1BAD" = "x"', "app.env.1BAD"),
+    ("negative grace period", "", "\n[asg]\nhealth_check_grace_period = -1",
+     "asg.health_check_grace_period"),
+    ("missing app", "[app]\nname = \"demo\"", "", "app"),
+    ("cpu target over 100", "", "\n[scaling]\ntarget_cpu_percent = 150",
+     "scaling.target_cpu_percent"),
+    ("profile on local", "", '\n[environments.local]\nkind = "local"\nprofile = "x"',
+     "environments.local"),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [(old, new, field) for _, old, new, field in MALFORMED],
+    ids=[case[0] for case in MALFORMED],
+)
+def test_malformed_stack_names_the_field(tmp_path: Path, old: str, new: str, field: str) -> None:
+    base = MINIMAL.replace('name = "demo"', 'name = "demo"\nport = 8000')
+    text = base.replace(old, new, 1) if old else base + new
+    assert text != base, "the case must change the stack file"
+    with pytest.raises(StackError) as caught:
+        load_stack(write(tmp_path, text))
+    message = str(caught.value)
+    assert any(problem.startswith(f"{field}:") for problem in caught.value.problems), message
+
+
+def test_unknown_environment_lists_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match=r"environments\.prod: no such environment.*local"):
+        load_stack(write(tmp_path, MINIMAL), "prod")
+
+
+def test_environment_sizes_are_checked_after_override(tmp_path: Path) -> None:
+    text = MINIMAL + '\n[environments.small]\nkind = "local"\nmax_size = 1\n'
+    with pytest.raises(StackError, match=r"environments\.small: sizes must satisfy"):
+        load_stack(write(tmp_path, text), "small")
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="not valid TOML"):
+        load_stack(write(tmp_path, "[app\nname="))
+    with pytest.raises(StackError, match="file not found"):
+        load_stack(tmp_path / "nope.toml")
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = MINIMAL.replace('name = "demo"', 'name = "demo"\nport = 0\ncolour = 1')
+    with pytest.raises(StackError) as caught:
+        load_stack(write(tmp_path, text))
+    fields = {problem.split(":")[0] for problem in caught.value.problems}
+    assert {"app.port", "app.colour"} <= fields

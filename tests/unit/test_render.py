@@ -1,0 +1,116 @@
+"""webfleet/render.py: user data, env file and unit are rendered deterministically and checked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from webfleet.config import EnvironmentStack, load_stack
+from webfleet.paths import ProjectPaths
+from webfleet.render import USER_DATA_LIMIT_BYTES, RenderError, render, systemd_quote
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> ProjectPaths:
+    """A copy of the project's templates, so a test may change them without touching the repo."""
+    for folder in ("templates", "user_data"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    return ProjectPaths(tmp_path)
+
+
+@pytest.fixture
+def stack() -> EnvironmentStack:
+    return load_stack(ROOT / "webfleet.toml", "local")
+
+
+def test_user_data_is_cloud_config_that_writes_env_and_starts_the_service(
+    project: ProjectPaths, stack: EnvironmentStack
+) -> None:
+    files = render(stack, project)
+    text = files.user_data.read_text()
+    assert text.startswith("#cloud-config\n")
+    document = yaml.safe_load(text)
+    env_file = next(f for f in document["write_files"] if f["path"].endswith("/app.env"))
+    assert env_file["path"] == "/etc/webfleet-demo/app.env"
+    assert env_file["permissions"] == "0600"
+    assert env_file["content"].strip() == files.env_file.read_text().strip()
+    assert ["systemctl", "enable", "--now", "webfleet-demo.service"] in document["runcmd"]
+    assert ["chown", "webfleet-demo:webfleet-demo", "/etc/webfleet-demo/app.env"] in document[
+        "runcmd"
+    ]
+
+
+def test_secrets_appear_only_as_references(project: ProjectPaths, stack: EnvironmentStack) -> None:
+    files = render(stack, project)
+    document = yaml.safe_load(files.user_data.read_text())
+    refs = next(f for f in document["write_files"] if f["path"].endswith("secrets.refs"))
+    assert refs["content"].strip() == "APP_SECRET_KEY=/webfleet-demo/secret-key"
+    assert "APP_SECRET_KEY" not in files.env_file.read_text()
+
+
+def test_env_file_quotes_values_and_is_sorted(project: ProjectPaths, stack: EnvironmentStack) -> None:
+    lines = render(stack, project).env_file.read_text().splitlines()
+    assert 'APP_GREETING="Hello from webfleet"' in lines
+    assert "APP_PORT=8000" in lines
+    app_env = [line.split("=")[0] for line in lines if line.startswith(("APP_GREETING", "LOG_"))]
+    assert app_env == sorted(app_env)
+
+
+def test_unit_runs_the_app_as_its_user_on_its_port(
+    project: ProjectPaths, stack: EnvironmentStack
+) -> None:
+    unit = render(stack, project).unit_file.read_text()
+    assert "User=webfleet-demo\n" in unit
+    assert "EnvironmentFile=/etc/webfleet-demo/app.env\n" in unit
+    assert "--bind 0.0.0.0:8000 " in unit
+
+
+def test_rendering_is_deterministic_and_leaves_unchanged_files_alone(
+    project: ProjectPaths, stack: EnvironmentStack
+) -> None:
+    first = render(stack, project)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in first.all()}
+    second = render(stack, project)
+    after = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in second.all()}
+    assert before == after
+
+
+def test_environment_changes_the_output(project: ProjectPaths) -> None:
+    local = render(load_stack(ROOT / "webfleet.toml", "local"), project)
+    aws = render(load_stack(ROOT / "webfleet.toml", "aws"), project)
+    assert local.user_data.read_text() != aws.user_data.read_text()
+    assert "APP_ENVIRONMENT=aws" in aws.env_file.read_text()
+
+
+def test_user_data_over_16_kb_is_refused(project: ProjectPaths, stack: EnvironmentStack) -> None:
+    big = stack.app.model_copy(update={"env": {"BIG": "x" * USER_DATA_LIMIT_BYTES}})
+    with pytest.raises(RenderError, match=r"user data is \d+ bytes; EC2 allows 16384"):
+        render(stack.model_copy(update={"app": big}), project)
+
+
+def test_undefined_template_variable_is_an_error(
+    project: ProjectPaths, stack: EnvironmentStack
+) -> None:
+    template = project.root / "templates" / "app.env.j2"
+    template.write_text(template.read_text() + "{{ no_such_value }}\n")
+    with pytest.raises(RenderError, match="no_such_value"):
+        render(stack, project)
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("plain-value_1.2", "plain-value_1.2"),
+        ("two words", '"two words"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("line\nbreak", '"line\\nbreak"'),
+        ("", ""),
+    ],
+)
+def test_systemd_quote(value: str, quoted: str) -> None:
+    assert systemd_quote(value) == quoted
