@@ -1,0 +1,82 @@
+"""The region process run in the foreground: prepares moto, runs the components until a signal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Protocol
+
+from webfleet.localregion.api_server import ApiServer
+from webfleet.localregion.images import write_ami_catalogue
+from webfleet.localregion.settings import RegionSettings
+
+log = logging.getLogger(__name__)
+
+
+class RegionComponent(Protocol):
+    """One runtime part of the region (the API today; machines and load balancers next)."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def region_components(settings: RegionSettings) -> list[RegionComponent]:
+    """The components in start order; they stop in reverse."""
+    return [ApiServer(settings.host, settings.port)]
+
+
+def prepare_moto_environment(settings: RegionSettings) -> None:
+    """Settings moto reads once, at import: must run before anything imports moto."""
+    catalogue = write_ami_catalogue(settings.ami_catalogue)
+    os.environ["MOTO_AMIS_PATH"] = str(catalogue)
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    # moto builds some URLs it hands out (S3, Lambda) from its own port.
+    os.environ["MOTO_PORT"] = str(settings.port)
+
+
+def serve(settings: RegionSettings) -> None:
+    """Run the region until SIGTERM or SIGINT, then stop every component that started."""
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop_requested.set()
+
+    # Installed first, so a signal during a slow start still ends in an orderly stop.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    prepare_moto_environment(settings)
+    components = region_components(settings)
+    started: list[RegionComponent] = []
+    try:
+        for component in components:
+            if stop_requested.is_set():
+                break
+            log.info("starting %s", component.name)
+            component.start()
+            started.append(component)
+        else:
+            log.info(
+                "local region ready at %s (state in %s)", settings.endpoint_url, settings.state_dir
+            )
+        stop_requested.wait()
+    finally:
+        _stop_all(started)
+
+
+def _stop_all(started: Sequence[RegionComponent]) -> None:
+    for component in reversed(started):
+        try:
+            component.stop()
+        except Exception:
+            # Keep stopping the rest: a half-stopped region leaves processes behind.
+            log.exception("stopping %s failed", component.name)
