@@ -11,6 +11,8 @@ class ProjectPaths:
     """Paths inside one webfleet project; stages exchange artifacts under build/<env>/."""
 
     root: Path
+    # Where build/<env>/ directories go; tests point it elsewhere.
+    build_root: Path | None = None
 
     @classmethod
     def of_checkout(cls) -> ProjectPaths:
@@ -27,7 +29,7 @@ class ProjectPaths:
         return self.root / ".venv" / "terraform.rc"
 
     def build_dir(self, env_name: str) -> Path:
-        return self.root / "build" / env_name
+        return (self.build_root or self.root / "build") / env_name
 
     def rendered_dir(self, env_name: str) -> Path:
         return self.build_dir(env_name) / "rendered"

@@ -53,7 +53,9 @@ def test_secrets_appear_only_as_references(project: ProjectPaths, stack: Environ
     assert "APP_SECRET_KEY" not in files.env_file.read_text()
 
 
-def test_env_file_quotes_values_and_is_sorted(project: ProjectPaths, stack: EnvironmentStack) -> None:
+def test_env_file_quotes_values_and_is_sorted(
+    project: ProjectPaths, stack: EnvironmentStack
+) -> None:
     lines = render(stack, project).env_file.read_text().splitlines()
     assert 'APP_GREETING="Hello from webfleet"' in lines
     assert "APP_PORT=8000" in lines

@@ -35,7 +35,8 @@ def _port_taken(host: str, port: int) -> LocalRegionError:
     return LocalRegionError(
         f"Port {port} on {host} is already taken by another program, so the local region "
         f"cannot serve its API there. Stop that program (`ss -ltnp 'sport = :{port}'` names "
-        f"it), or give the local region another free port, for example {_free_port(host)}."
+        f"it), or give the local region another free port (api_port in the stack file's local "
+        f"environment), for example {_free_port(host)}."
     )
 
 

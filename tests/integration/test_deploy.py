@@ -1,0 +1,216 @@
+"""deploy/destroy end to end: the installed Terraform against the real local region's API.
+
+Order matters in this module: the fixture deploys once, the tests inspect what it made through
+boto3, and the last test destroys it and checks nothing is left.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from webfleet import deploy as deploy_stage
+from webfleet.deploy import DeployResult
+
+from .conftest import Sandbox, quiet_progress
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def deployed(sandbox: Sandbox) -> Iterator[DeployResult]:
+    result = deploy_stage.deploy(sandbox.stack(), sandbox.paths, quiet_progress())
+    try:
+        yield result
+    finally:
+        deploy_stage.destroy(sandbox.stack(), sandbox.paths, quiet_progress())
+
+
+def test_first_deploy_creates_the_stack_and_writes_outputs(
+    sandbox: Sandbox, deployed: DeployResult
+) -> None:
+    assert deployed.changes.add >= 20
+    assert (deployed.changes.change, deployed.changes.destroy) == (0, 0)
+    outputs = deployed.outputs
+    assert outputs["alb_dns_name"]
+    assert outputs["asg_name"].startswith("webfleet-demo-local")
+    assert outputs["target_group_arn"].startswith("arn:aws:elasticloadbalancing:")
+    assert sandbox.paths.deploy_outputs("local").is_file()
+
+
+def test_second_deploy_changes_nothing(sandbox: Sandbox, deployed: DeployResult) -> None:
+    again = deploy_stage.deploy(sandbox.stack(), sandbox.paths, quiet_progress())
+    assert not again.changes.any
+    assert again.outputs == deployed.outputs
+
+
+def test_alb_is_internet_facing_in_two_azs_with_its_security_group(
+    sandbox: Sandbox, deployed: DeployResult
+) -> None:
+    elbv2 = sandbox.target().client("elbv2")
+    (alb,) = elbv2.describe_load_balancers(LoadBalancerArns=[deployed.outputs["alb_arn"]])[
+        "LoadBalancers"
+    ]
+    assert alb["Scheme"] == "internet-facing"
+    assert alb["Type"] == "application"
+    assert {zone["ZoneName"] for zone in alb["AvailabilityZones"]} == {"us-east-1a", "us-east-1b"}
+    assert alb["SecurityGroups"] == [deployed.outputs["alb_security_group_id"]]
+
+
+def test_listeners_and_rules_follow_the_stack_file(
+    sandbox: Sandbox, deployed: DeployResult
+) -> None:
+    elbv2 = sandbox.target().client("elbv2")
+    listeners = elbv2.describe_listeners(LoadBalancerArn=deployed.outputs["alb_arn"])["Listeners"]
+    assert [(item["Port"], item["Protocol"]) for item in listeners] == [(80, "HTTP")]
+    (action,) = listeners[0]["DefaultActions"]
+    assert action["Type"] == "forward"
+    assert action["TargetGroupArn"] == deployed.outputs["target_group_arn"]
+    rules = elbv2.describe_rules(ListenerArn=listeners[0]["ListenerArn"])["Rules"]
+    by_priority = {rule["Priority"]: rule for rule in rules}
+    api = by_priority["10"]
+    assert api["Conditions"][0]["Field"] == "path-pattern"
+    assert api["Conditions"][0]["Values"] == ["/api/*"]
+    assert api["Actions"][0]["Type"] == "forward"
+    admin = by_priority["20"]["Actions"][0]
+    assert admin["Type"] == "fixed-response"
+    assert admin["FixedResponseConfig"]["StatusCode"] == "403"
+
+
+def test_target_group_health_check_and_attributes(sandbox: Sandbox, deployed: DeployResult) -> None:
+    elbv2 = sandbox.target().client("elbv2")
+    arn = deployed.outputs["target_group_arn"]
+    (group,) = elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
+    assert (group["Port"], group["Protocol"], group["TargetType"]) == (8000, "HTTP", "instance")
+    assert group["HealthCheckPath"] == "/healthz"
+    assert group["Matcher"]["HttpCode"] == "200"
+    assert group["HealthCheckIntervalSeconds"] == 10
+    assert group["HealthCheckTimeoutSeconds"] == 5
+    assert (group["HealthyThresholdCount"], group["UnhealthyThresholdCount"]) == (2, 2)
+    attributes = {
+        item["Key"]: item["Value"]
+        for item in elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    }
+    assert attributes["deregistration_delay.timeout_seconds"] == "10"
+    assert attributes["load_balancing.algorithm.type"] == "round_robin"
+    assert attributes["stickiness.enabled"] == "false"
+
+
+def test_asg_spans_both_subnets_with_elb_health_checks(
+    sandbox: Sandbox, deployed: DeployResult
+) -> None:
+    autoscaling = sandbox.target().client("autoscaling")
+    (group,) = autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[deployed.outputs["asg_name"]]
+    )["AutoScalingGroups"]
+    assert (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]) == (2, 2, 4)
+    assert group["HealthCheckType"] == "ELB"
+    assert group["HealthCheckGracePeriod"] == 120
+    assert group["TargetGroupARNs"] == [deployed.outputs["target_group_arn"]]
+    assert set(group["VPCZoneIdentifier"].split(",")) == set(deployed.outputs["public_subnet_ids"])
+    template = group["LaunchTemplate"]
+    assert template["LaunchTemplateId"] == deployed.outputs["launch_template_id"]
+    policies = autoscaling.describe_policies(AutoScalingGroupName=group["AutoScalingGroupName"])
+    metrics = {
+        policy["TargetTrackingConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]: policy["TargetTrackingConfiguration"]["TargetValue"]
+        for policy in policies["ScalingPolicies"]
+    }
+    assert metrics == {"ASGAverageCPUUtilization": 50.0, "ALBRequestCountPerTarget": 1000.0}
+
+
+def test_launch_template_requires_imdsv2_and_carries_the_rendered_user_data(
+    sandbox: Sandbox, deployed: DeployResult
+) -> None:
+    ec2 = sandbox.target().client("ec2")
+    versions = ec2.describe_launch_template_versions(
+        LaunchTemplateId=deployed.outputs["launch_template_id"], Versions=["$Latest"]
+    )["LaunchTemplateVersions"]
+    data: dict[str, Any] = versions[0]["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["MetadataOptions"]["HttpEndpoint"] == "enabled"
+    assert data["InstanceType"] == "t3.micro"
+    assert data["ImageId"] == deployed.outputs["ami_id"]
+    assert data["IamInstanceProfile"]
+    user_data = base64.b64decode(data["UserData"]).decode()
+    rendered = sandbox.paths.rendered_dir("local") / "user-data.yaml"
+    assert user_data == rendered.read_text()
+    assert yaml.safe_load(user_data)["runcmd"]
+    assert data["SecurityGroupIds"] == [deployed.outputs["app_security_group_id"]]
+
+
+def test_base_ami_is_debian_12_from_the_official_owner(
+    sandbox: Sandbox, deployed: DeployResult
+) -> None:
+    ec2 = sandbox.target().client("ec2")
+    (image,) = ec2.describe_images(ImageIds=[deployed.outputs["ami_id"]])["Images"]
+    assert image["OwnerId"] == "136693071363"
+    assert image["Name"].startswith("debian-12-amd64-")
+
+
+def test_app_port_is_open_only_to_the_alb_security_group(
+    sandbox: Sandbox, deployed: DeployResult
+) -> None:
+    ec2 = sandbox.target().client("ec2")
+    outputs = deployed.outputs
+    (app_group,) = ec2.describe_security_groups(GroupIds=[outputs["app_security_group_id"]])[
+        "SecurityGroups"
+    ]
+    ingress = app_group["IpPermissions"]
+    assert len(ingress) == 1
+    assert (ingress[0]["FromPort"], ingress[0]["ToPort"]) == (8000, 8000)
+    assert ingress[0]["IpRanges"] == []
+    assert [pair["GroupId"] for pair in ingress[0]["UserIdGroupPairs"]] == [
+        outputs["alb_security_group_id"]
+    ]
+    (alb_group,) = ec2.describe_security_groups(GroupIds=[outputs["alb_security_group_id"]])[
+        "SecurityGroups"
+    ]
+    open_ports = {
+        (rule["FromPort"], tuple(r["CidrIp"] for r in rule["IpRanges"]))
+        for rule in alb_group["IpPermissions"]
+    }
+    assert open_ports == {(80, ("0.0.0.0/0",))}
+
+
+def test_instance_profile_has_ssm_managed_policy(sandbox: Sandbox, deployed: DeployResult) -> None:
+    iam = sandbox.target().client("iam")
+    roles = [
+        role for role in iam.list_roles()["Roles"] if role["RoleName"].startswith("webfleet-demo")
+    ]
+    assert len(roles) == 1
+    attached = iam.list_attached_role_policies(RoleName=roles[0]["RoleName"])
+    names = [policy["PolicyName"] for policy in attached["AttachedPolicies"]]
+    assert names == ["AmazonSSMManagedInstanceCore"]
+
+
+def test_destroy_leaves_nothing(sandbox: Sandbox, deployed: DeployResult) -> None:
+    result = deploy_stage.destroy(sandbox.stack(), sandbox.paths, quiet_progress())
+    assert result.changes.destroy >= 20
+    target = sandbox.target()
+    ec2 = target.client("ec2")
+    assert target.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
+    assert target.client("elbv2").describe_target_groups()["TargetGroups"] == []
+    assert target.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
+    assert ec2.describe_launch_templates()["LaunchTemplates"] == []
+    ours = [{"Name": "tag:ManagedBy", "Values": ["webfleet"]}]
+    assert ec2.describe_vpcs(Filters=ours)["Vpcs"] == []
+    assert ec2.describe_subnets(Filters=ours)["Subnets"] == []
+    assert ec2.describe_security_groups(Filters=ours)["SecurityGroups"] == []
+    assert ec2.describe_internet_gateways(Filters=ours)["InternetGateways"] == []
+    running = ec2.describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )["Reservations"]
+    assert running == []
+    iam = target.client("iam")
+    assert [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("webfleet")] == []
+    assert iam.list_instance_profiles()["InstanceProfiles"] == []
+    # A second destroy finds nothing to do.
+    assert (
+        deploy_stage.destroy(sandbox.stack(), sandbox.paths, quiet_progress()).changes.destroy == 0
+    )
