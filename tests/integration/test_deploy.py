@@ -74,7 +74,7 @@ def test_listeners_and_rules_follow_the_stack_file(
     by_priority = {rule["Priority"]: rule for rule in rules}
     api = by_priority["10"]
     assert api["Conditions"][0]["Field"] == "path-pattern"
-    assert api["Conditions"][0]["Values"] == ["/api/*"]
+    assert api["Conditions"][0]["PathPatternConfig"]["Values"] == ["/api/*"]
     assert api["Actions"][0]["Type"] == "forward"
     admin = by_priority["20"]["Actions"][0]
     assert admin["Type"] == "fixed-response"

@@ -1,0 +1,49 @@
+# A VPC with public subnets only: the ALB and the instances live in them, and instances reach
+# the internet (package mirrors, SSM) through the internet gateway.
+
+resource "aws_vpc" "this" {
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+
+  tags = merge(var.tags, { Name = var.name })
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+
+  tags = merge(var.tags, { Name = var.name })
+}
+
+resource "aws_subnet" "public" {
+  # Keyed by availability zone (validated distinct): reordering the list does not recreate subnets.
+  for_each = { for s in var.public_subnets : s.availability_zone => s }
+
+  vpc_id                  = aws_vpc.this.id
+  cidr_block              = each.value.cidr
+  availability_zone       = each.key
+  map_public_ip_on_launch = true
+
+  tags = merge(var.tags, { Name = "${var.name}-public-${each.key}" })
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.this.id
+
+  tags = merge(var.tags, { Name = "${var.name}-public" })
+}
+
+# A separate aws_route (not an inline route block) so that routes added outside this module are
+# not fought over.
+resource "aws_route" "public_default" {
+  route_table_id         = aws_route_table.public.id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.this.id
+}
+
+resource "aws_route_table_association" "public" {
+  for_each = aws_subnet.public
+
+  subnet_id      = each.value.id
+  route_table_id = aws_route_table.public.id
+}
