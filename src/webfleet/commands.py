@@ -80,8 +80,8 @@ def deploy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
         )
         return
     table = Table(title=f"deploy: {result.env_name}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     changes = result.changes
     table.add_row(
         "changes", f"{changes.add} added, {changes.change} changed, {changes.destroy} destroyed"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+BUILD_DIR_ENV = "WEBFLEET_BUILD_DIR"
 
 
 @dataclass(frozen=True)
@@ -16,8 +19,12 @@ class ProjectPaths:
 
     @classmethod
     def of_checkout(cls) -> ProjectPaths:
-        """The checkout this package runs from (installed editable by scripts/bootstrap)."""
-        return cls(Path(__file__).resolve().parents[2])
+        """The checkout this package runs from (installed editable by scripts/bootstrap).
+
+        $WEBFLEET_BUILD_DIR moves the build directories elsewhere (CI artifacts, tests).
+        """
+        build_root = os.environ.get(BUILD_DIR_ENV)
+        return cls(Path(__file__).resolve().parents[2], Path(build_root) if build_root else None)
 
     @property
     def terraform_stack(self) -> Path:

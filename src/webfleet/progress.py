@@ -37,7 +37,7 @@ class Progress:
     """Shows stages and Terraform events; use as a context manager around the long work."""
 
     def __init__(self, console: Console | None = None, *, live: bool | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.live_enabled = self.console.is_terminal if live is None else live
         self._stage = ""
         self._in_flight: dict[str, _InFlight] = {}
@@ -91,9 +91,6 @@ class Progress:
             action = change.get("action", "")
             planned = change.get("resource", {}).get("addr", "")
             self.note(f"{_PLAN_SYMBOLS.get(action, action)} {planned}", _plan_style(action))
-        elif kind == "resource_drift":
-            drifted = event.get("change", {}).get("resource", {}).get("addr", "")
-            self.note(f"drift: {drifted} changed outside Terraform", "yellow")
         elif kind == "diagnostic":
             level = event.get("@level", "")
             summary = event.get("diagnostic", {}).get("summary", event.get("@message", ""))

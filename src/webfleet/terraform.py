@@ -235,7 +235,11 @@ def terraform_version(binary: str = "terraform") -> str | None:
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "CHECKPOINT_DISABLE": "1"},
+            # Without the ambient CLI config: only the version is asked, and it may not exist yet.
+            env={
+                **{k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"},
+                "CHECKPOINT_DISABLE": "1",
+            },
         )
     except FileNotFoundError:
         return None

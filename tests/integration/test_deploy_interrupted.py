@@ -1,0 +1,123 @@
+"""An interrupted `invoke deploy` (Ctrl-C, or webfleet killed outright) converges when re-run.
+
+Runs the real `invoke` command line against a local region of the test's own; interrupts it
+while Terraform is creating the load balancer; re-runs; then counts what exists through boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from webfleet.paths import BUILD_DIR_ENV
+
+from .conftest import ROOT, Sandbox
+
+pytestmark = pytest.mark.integration
+
+INVOKE = str(ROOT / ".venv" / "bin" / "invoke")
+
+
+def _environment(sandbox: Sandbox) -> dict[str, str]:
+    build_root = sandbox.paths.build_dir("local").parent
+    return {**sandbox.environment(), BUILD_DIR_ENV: str(build_root)}
+
+
+def _invoke(sandbox: Sandbox, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [INVOKE, *args, "--stack", str(sandbox.stack_file)],
+        cwd=ROOT,
+        env=_environment(sandbox),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for_apply_start(log: Path, address: str, timeout: float = 240) -> None:
+    """Block until Terraform's apply stream says it started working on `address`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists():
+            for line in log.read_text().splitlines():
+                event = json.loads(line) if line.startswith("{") else {}
+                hook = event.get("hook", {})
+                if event.get("type") == "apply_start" and hook["resource"]["addr"] == address:
+                    return
+        time.sleep(0.2)
+    raise AssertionError(f"Terraform never started {address} within {timeout}s ({log})")
+
+
+def _count_stack_resources(sandbox: Sandbox) -> dict[str, int]:
+    target = sandbox.target()
+    ec2 = target.client("ec2")
+    ours = [{"Name": "tag:ManagedBy", "Values": ["webfleet"]}]
+    return {
+        "vpcs": len(ec2.describe_vpcs(Filters=ours)["Vpcs"]),
+        "subnets": len(ec2.describe_subnets(Filters=ours)["Subnets"]),
+        "security groups": len(ec2.describe_security_groups(Filters=ours)["SecurityGroups"]),
+        "load balancers": len(target.client("elbv2").describe_load_balancers()["LoadBalancers"]),
+        "target groups": len(target.client("elbv2").describe_target_groups()["TargetGroups"]),
+        "launch templates": len(ec2.describe_launch_templates()["LaunchTemplates"]),
+        "auto scaling groups": len(
+            target.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+        ),
+    }
+
+
+EXPECTED = {
+    "vpcs": 1,
+    "subnets": 2,
+    "security groups": 2,
+    "load balancers": 1,
+    "target groups": 1,
+    "launch templates": 1,
+    "auto scaling groups": 1,
+}
+
+
+@pytest.fixture
+def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    yield sandbox
+    destroy = _invoke(sandbox, "destroy")
+    output, _ = destroy.communicate(timeout=600)
+    assert destroy.returncode == 0, output
+
+
+@pytest.mark.parametrize("interruption", ["ctrl-c", "kill"])
+def test_interrupted_deploy_converges_on_rerun(clean_sandbox: Sandbox, interruption: str) -> None:
+    sandbox = clean_sandbox
+    log = sandbox.paths.build_dir("local") / "logs" / "terraform-apply.jsonl"
+    log.unlink(missing_ok=True)
+    first = _invoke(sandbox, "deploy")
+    _wait_for_apply_start(log, "module.alb.aws_lb.this")
+    if interruption == "ctrl-c":
+        first.send_signal(signal.SIGINT)
+        output, _ = first.communicate(timeout=300)
+        assert first.returncode != 0
+        assert "interrupted" in output and "re-run" in output, output
+    else:
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=60)
+
+    second = _invoke(sandbox, "deploy")
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output
+    assert "ALB DNS name" in output
+    assert _count_stack_resources(sandbox) == EXPECTED
+
+    third = _invoke(sandbox, "deploy", "--json")
+    output, _ = third.communicate(timeout=300)
+    assert third.returncode == 0, output
+    assert json.loads(output[output.index("{") :])["changes"] == {
+        "add": 0,
+        "change": 0,
+        "destroy": 0,
+    }
