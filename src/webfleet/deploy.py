@@ -66,10 +66,10 @@ def destroy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) ->
     plan_file = paths.build_dir(stack.env_name) / "destroy.tfplan"
     progress.stage("plan", "destroy")
     plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file, destroy=True)
-    changes = plan.changes
-    if plan.exit_code == 2:
-        progress.stage("destroy", f"{changes.destroy} to destroy")
-        changes = terraform.apply(plan_file).changes
+    progress.stage("destroy", f"{plan.changes.destroy} to destroy")
+    # Applied even when empty: that records in the state what the refresh found already gone
+    # (e.g. a local region that was restarted), so the next destroy does not look again.
+    changes = terraform.apply(plan_file).changes
     plan_file.unlink(missing_ok=True)
     paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
     return DestroyResult(stack.env_name, changes)
