@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -22,18 +21,12 @@ from webfleet import deploy as deploy_stage
 from webfleet.cloud import region_settings
 from webfleet.config import load_stack
 from webfleet.localregion import daemon
+from webfleet.localregion.ports import free_port
 from webfleet.localregion.settings import STATE_DIR_ENV
 from webfleet.paths import ProjectPaths
 from webfleet.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -53,7 +46,7 @@ def main() -> None:
         stack_file.write_text(
             (ROOT / "webfleet.toml")
             .read_text()
-            .replace("api_port = 4599", f"api_port = {_free_port()}")
+            .replace("api_port = 4599", f"api_port = {free_port()}")
         )
         stack = load_stack(stack_file)
         paths = ProjectPaths(ROOT, build_root=base / "build")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +15,12 @@ from rich.console import Console
 from webfleet.cloud import CloudTarget, cloud_target, region_settings
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.localregion import daemon
+from webfleet.localregion.ports import free_port
 from webfleet.localregion.settings import STATE_DIR_ENV
 from webfleet.paths import ProjectPaths
 from webfleet.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

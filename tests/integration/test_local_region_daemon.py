@@ -20,16 +20,10 @@ from webfleet.localregion.daemon import RegionState
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.images import DEBIAN_12_AMD64
 from webfleet.localregion.pidfile import PidRecord, write_pid_record
+from webfleet.localregion.ports import free_port
 from webfleet.localregion.probe import api_answers, sts_client
 from webfleet.localregion.processes import is_alive, serve_command, wait_until
 from webfleet.localregion.settings import RegionSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def region_pids(state_dir: Path) -> list[int]:

@@ -36,11 +36,12 @@ def _port_taken(host: str, port: int) -> LocalRegionError:
         f"Port {port} on {host} is already taken by another program, so the local region "
         f"cannot serve its API there. Stop that program (`ss -ltnp 'sport = :{port}'` names "
         f"it), or give the local region another free port (api_port in the stack file's local "
-        f"environment), for example {_free_port(host)}."
+        f"environment), for example {free_port(host)}."
     )
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for suggestions, tests and benchmarks)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
