@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from webfleet.localregion.baseimage import ensure_base_image, remove_stale_builds
-from webfleet.localregion.debootstrap import remove_build_dir
+from webfleet.localregion.host import remove_directory_safely
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     finally:
         if not args.keep:
             remove_stale_builds(cache)
-            remove_build_dir(cache)
+            remove_directory_safely(cache)
     print(f"image          {image.name} ({image.size_bytes / 1e6:.0f} MB)")
     print(f"versions       {image.package_versions}")
     print(f"cold build     {cold:.1f} s")

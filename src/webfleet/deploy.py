@@ -8,16 +8,13 @@ from typing import Any
 
 from webfleet.cloud import CloudTarget, cloud_target, region_settings
 from webfleet.config import EnvironmentStack
-from webfleet.errors import WebfleetError
 from webfleet.localregion import daemon
 from webfleet.paths import ProjectPaths
 from webfleet.progress import Progress
 from webfleet.render import render
 from webfleet.stack_vars import terraform_variables, write_variables
-from webfleet.terraform import ChangeCounts, Terraform, Workspace, terraform_version
+from webfleet.terraform import ChangeCounts, Terraform, Workspace, check_terraform
 from webfleet.tfconfig import check_cli_config
-
-MINIMUM_TERRAFORM = (1, 5)
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ def destroy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) ->
         progress.note("nothing deployed in this environment", "green")
         paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
         return DestroyResult(stack.env_name, ChangeCounts())
-    _ensure_api(stack, progress, start_region=True)
+    _start_local_region(stack, progress)
     plan_file = paths.build_dir(stack.env_name) / "destroy.tfplan"
     progress.stage("plan", "destroy")
     plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file, destroy=True)
@@ -79,27 +76,29 @@ def _prepare(
     stack: EnvironmentStack, paths: ProjectPaths, progress: Progress, *, start_region: bool = True
 ) -> Terraform:
     """Check tools, render, write variables and init Terraform: all before touching the cloud."""
-    _check_terraform()
+    check_terraform()
     check_cli_config(paths.terraform_cli_config)
     progress.stage("render", f"environment {stack.env_name}")
     rendered = render(stack, paths)
     user_data = rendered.user_data.read_text(encoding="utf-8")
     write_variables(paths.terraform_vars(stack.env_name), terraform_variables(stack, user_data))
-    target = _ensure_api(stack, progress, start_region=start_region)
+    target = cloud_target(stack)
+    if start_region:
+        _start_local_region(stack, progress)
     terraform = Terraform(_workspace(paths, stack, target), progress.terraform_event)
     progress.stage("init", "providers from the filesystem mirror")
     terraform.init()
     return terraform
 
 
-def _ensure_api(stack: EnvironmentStack, progress: Progress, *, start_region: bool) -> CloudTarget:
-    target = cloud_target(stack)
-    if target.is_local and start_region:
-        settings = region_settings(stack)
-        if not daemon.status(settings).running:
-            progress.stage("local region", f"starting on {settings.endpoint_url}")
-        daemon.up(settings)
-    return target
+def _start_local_region(stack: EnvironmentStack, progress: Progress) -> None:
+    """Start the local region for a local environment (a no-op when it runs or for AWS)."""
+    if stack.environment.kind != "local":
+        return
+    settings = region_settings(stack)
+    if not daemon.status(settings).running:
+        progress.stage("local region", f"starting on {settings.endpoint_url}")
+    daemon.up(settings)
 
 
 def _workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget) -> Workspace:
@@ -111,21 +110,3 @@ def _workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget
         environment=target.tool_environment(),
         log_dir=paths.build_dir(stack.env_name) / "logs",
     )
-
-
-class TerraformMissingError(WebfleetError):
-    pass
-
-
-def _check_terraform() -> None:
-    version = terraform_version()
-    if version is None:
-        raise TerraformMissingError(
-            "terraform not found on PATH: install Terraform >= 1.5 (HashiCorp's release or "
-            "package; Debian does not ship it) and re-run scripts/bootstrap."
-        )
-    found = tuple(int(part) for part in version.split(".")[:2])
-    if found < MINIMUM_TERRAFORM:
-        raise TerraformMissingError(
-            f"terraform {version} is too old: webfleet needs >= 1.5 (check `terraform version`)."
-        )

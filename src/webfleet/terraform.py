@@ -27,12 +27,19 @@ from webfleet.errors import WebfleetError
 Event = dict[str, Any]
 EventHandler = Callable[[Event], None]
 
+# terraform/*/versions.tf require it: variable validations that refer to other variables.
+MINIMUM_TERRAFORM = (1, 9)
+
 # How long a run waits for a state lock held by an earlier, interrupted run that is still finishing.
 LOCK_TIMEOUT = "10m"
 
 
 class TerraformError(WebfleetError):
     """Terraform failed; the message carries its diagnostics."""
+
+
+class TerraformMissingError(WebfleetError):
+    """No usable Terraform on PATH."""
 
 
 @dataclass(frozen=True)
@@ -248,3 +255,20 @@ def terraform_version(binary: str = "terraform") -> str | None:
     except (json.JSONDecodeError, KeyError):
         return None
     return version
+
+
+def check_terraform(binary: str = "terraform") -> None:
+    """Raise unless a Terraform new enough for webfleet's modules is on PATH."""
+    wanted = ".".join(map(str, MINIMUM_TERRAFORM))
+    version = terraform_version(binary)
+    if version is None:
+        raise TerraformMissingError(
+            f"terraform not found on PATH: install Terraform >= {wanted} (HashiCorp's release or "
+            "package; Debian does not ship it) and re-run scripts/bootstrap."
+        )
+    found = tuple(int(part) for part in version.split(".")[:2])
+    if found < MINIMUM_TERRAFORM:
+        raise TerraformMissingError(
+            f"terraform {version} is too old: webfleet needs >= {wanted} "
+            "(check `terraform version`)."
+        )

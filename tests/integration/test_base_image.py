@@ -27,8 +27,8 @@ from webfleet.localregion.baseimage import (
     ensure_base_image,
     remove_stale_builds,
 )
-from webfleet.localregion.debootstrap import mounts_under
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host import mounts_under
 
 pytestmark = pytest.mark.integration
 

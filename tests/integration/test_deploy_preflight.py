@@ -63,7 +63,7 @@ def test_missing_terraform_names_the_fix(tmp_path: Path) -> None:
     # A PATH without /usr/local/bin, where Terraform is installed.
     result = _deploy(tmp_path, _stack(free_port()), PATH="/usr/bin:/bin")
     assert result.returncode == 1
-    assert "terraform not found on PATH: install Terraform >= 1.5" in result.stderr
+    assert "terraform not found on PATH: install Terraform >= 1.9" in result.stderr
     _nothing_started(tmp_path)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from webfleet.localregion import debootstrap
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host import remove_directory_safely
 
 # Bump when the build steps change in a way the spec does not show: old cache entries are dropped.
 BUILDER_VERSION = 1
@@ -248,7 +249,7 @@ def _remove_stale_locked(cache_dir: Path) -> list[Path]:
         stale_build = entry.name.startswith(_BUILD_DIR_PREFIX)
         incomplete = bool(_KEY.fullmatch(entry.name)) and _load_manifest(entry, entry.name) is None
         if entry.is_dir() and (stale_build or incomplete):
-            debootstrap.remove_build_dir(entry)
+            remove_directory_safely(entry)
             removed.append(entry)
     return removed
 
@@ -318,7 +319,7 @@ def _build(cache_dir: Path, spec: BaseImageSpec, on_progress: Callable[[str], No
         _write_json_durably(work / "manifest.json", manifest)
         work.rename(cache_dir / key)
     except BaseException:
-        debootstrap.remove_build_dir(work)
+        remove_directory_safely(work)
         raise
     image = _load_manifest(cache_dir / key, key)
     assert image is not None

@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,7 +30,6 @@ _STAGES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 _PR_SET_PDEATHSIG = 1
-_MNT_DETACH = 2
 
 
 class StageFilter:
@@ -163,74 +161,3 @@ def installed_versions(rootfs: Path, packages: Sequence[str]) -> dict[str, str]:
         if name in packages and fields.get("Status", "").endswith(" installed"):
             versions[name] = fields.get("Version", "")
     return versions
-
-
-def _unescape_mount_path(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
-
-
-def mounts_under(directory: Path) -> list[Path]:
-    """Mount points at or below directory, deepest first (the order to unmount them in)."""
-    root = str(directory.resolve())
-    found: list[Path] = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        for line in mountinfo:
-            point = _unescape_mount_path(line.split(" ")[4])
-            if point == root or point.startswith(root + "/"):
-                found.append(Path(point))
-    return sorted(set(found), key=lambda path: len(path.parts), reverse=True)
-
-
-def _references(pid: str, root: str) -> bool:
-    proc = Path("/proc") / pid
-    try:
-        for link in ("root", "cwd"):
-            target = os.readlink(proc / link)
-            if target == root or target.startswith(root + "/"):
-                return True
-        return root in (proc / "cmdline").read_bytes().decode(errors="replace")
-    except OSError:  # gone meanwhile, or a kernel thread
-        return False
-
-
-def kill_processes_using(directory: Path) -> None:
-    """SIGKILL every process chrooted into, working in, or naming directory (a dead build's)."""
-    root = str(directory.resolve())
-    for _ in range(50):
-        pids = [
-            int(pid)
-            for pid in os.listdir("/proc")
-            if pid.isdigit() and int(pid) != os.getpid() and _references(pid, root)
-        ]
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    raise LocalRegionError(f"processes of an earlier build in {directory} do not stop")
-
-
-def unmount_all_under(directory: Path) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    for point in mounts_under(directory):
-        # Busy: detach it instead, so it is unreachable from the tree before that is deleted.
-        unmounted = libc.umount2(os.fsencode(point), 0) == 0
-        if not unmounted and libc.umount2(os.fsencode(point), _MNT_DETACH) != 0:
-            error = ctypes.get_errno()
-            raise LocalRegionError(f"cannot unmount {point}: {os.strerror(error)}")
-
-
-def remove_build_dir(directory: Path) -> None:
-    """Stop a build's processes, unmount its mounts, then delete it; never deletes via a mount."""
-    if not directory.exists():
-        return
-    kill_processes_using(directory)
-    unmount_all_under(directory)
-    left = mounts_under(directory)
-    if left:
-        # debootstrap can bind-mount host /dev nodes: deleting through them would harm the host.
-        raise LocalRegionError(
-            f"not removing {directory}: still mounted at {', '.join(map(str, left))}"
-        )
-    shutil.rmtree(directory)

@@ -28,8 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from webfleet.localregion.debootstrap import mounts_under, remove_build_dir, unmount_all_under
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host import (
+    mounts_under,
+    processes_using,
+    remove_directory_safely,
+    signal_quietly,
+    umount,
+    unmount_all_under,
+)
 from webfleet.localregion.imds import InstanceRecord
 from webfleet.localregion.network import (
     NETNS_DIR,
@@ -54,7 +61,6 @@ UNMOUNT_ATTEMPTS = 20
 _RUNNING_STATES = ("running", "degraded")
 _EXEC_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class MachineState(enum.Enum):
@@ -368,7 +374,7 @@ class MachineRuntime:
             )
         nspawns = [pid for i in ids for pid in self._users(i) if _is_nspawn(pid)]
         for pid in nspawns:
-            _signal(pid, signal.SIGTERM)
+            signal_quietly(pid, signal.SIGTERM)
         wait_until(lambda: not any(is_alive(p) for p in nspawns), STOP_GRACE_SECONDS, 0.1)
         problems: builtins.list[str] = []
         for instance_id in ids:
@@ -400,7 +406,7 @@ class MachineRuntime:
             pids.update(_cgroup_pids(root / CGROUP_PARENT / instance_id))
         netns = NETNS_DIR / instance_netns(self.state_dir, instance_id)
         pids.update(_netns_pids(netns))
-        pids.update(_processes_using(directory))
+        pids.update(processes_using(directory))
         pids.discard(os.getpid())
         return sorted(pid for pid in pids if is_alive(pid))
 
@@ -414,7 +420,7 @@ class MachineRuntime:
             if time.monotonic() >= deadline:
                 raise LocalRegionError(f"processes {pids} of {instance_id} survive SIGKILL")
             for pid in pids:
-                _signal(pid, signal.SIGKILL)
+                signal_quietly(pid, signal.SIGKILL)
             wait_until(functools.partial(_all_dead, pids), 1.0)
 
     def _claim_nspawn_run(self) -> None:
@@ -540,11 +546,6 @@ def _run(command: Sequence[str]) -> None:
         raise LocalRegionError(f"`{' '.join(command)}` failed: {result.stderr.strip()}")
 
 
-def _signal(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
 def _children(pid: int) -> list[int]:
     # No /proc/<pid>/task/<pid>/children on this kernel: scan parent pids.
     found = []
@@ -586,26 +587,6 @@ def _is_nspawn(pid: int) -> bool:
         return False
 
 
-def _processes_using(directory: Path) -> list[int]:
-    """Processes whose root, cwd or command line is at or under directory."""
-    root = str(directory.absolute())
-    found: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            proc = Path("/proc") / entry
-            targets = [os.readlink(proc / "root"), os.readlink(proc / "cwd")]
-            args = [
-                a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")
-            ]
-            if any(t == root or t.startswith(root + "/") for t in targets) or any(
-                root in arg for arg in args
-            ):
-                found.append(int(entry))
-    return found
-
-
 def _netns_pids(netns: Path) -> list[int]:
     """Processes in the named network namespace (what `ip netns pids` reports)."""
     try:
@@ -629,22 +610,18 @@ def _unmount(merged: Path, kill_users: Callable[[], None]) -> None:
         if not points:
             return
         for point in points:
-            if _umount2(point, 0) != 0 and ctypes.get_errno() == errno.EBUSY:
+            if umount(point) != 0 and ctypes.get_errno() == errno.EBUSY:
                 kill_users()
         time.sleep(0.1)
     unmount_all_under(merged)  # detaches what is still busy (MNT_DETACH) or raises
 
 
-def _umount2(point: Path, flags: int) -> int:
-    return int(_LIBC.umount2(os.fsencode(point), flags))
-
-
 def _remove_tree(directory: Path) -> None:
-    """remove_build_dir, retried: a mount namespace of a dying machine can keep a mount point
+    """remove_directory_safely, retried: a mount namespace of a dying machine can keep a mount point
     busy (EBUSY on rmdir) for a moment after its processes were killed."""
     for attempt in range(UNMOUNT_ATTEMPTS):
         try:
-            remove_build_dir(directory)
+            remove_directory_safely(directory)
             return
         except OSError as error:
             if error.errno != errno.EBUSY or attempt == UNMOUNT_ATTEMPTS - 1:
@@ -672,7 +649,7 @@ def _remove_cgroup(cgroup: Path) -> None:
             kill.write_text("1")
         else:
             for pid in _cgroup_pids(cgroup):
-                _signal(pid, signal.SIGKILL)
+                signal_quietly(pid, signal.SIGKILL)
         if not wait_until(lambda: not _cgroup_pids(cgroup), KILL_WAIT_SECONDS):
             raise LocalRegionError(f"processes in {cgroup} survive SIGKILL")
     for directory in sorted(

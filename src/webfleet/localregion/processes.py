@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host import signal_quietly
 from webfleet.localregion.settings import RegionSettings
 
 MODULE = "webfleet.localregion"
@@ -77,10 +78,10 @@ def is_region_daemon(pid: int, state_dir: Path) -> bool:
 
 def stop_daemon(pid: int, grace_seconds: float, kill_seconds: float = 5.0) -> bool:
     """SIGTERM, then SIGKILL after the grace period; True when SIGKILL was needed."""
-    _signal(pid, signal.SIGTERM)
+    signal_quietly(pid, signal.SIGTERM)
     if wait_until(lambda: not is_alive(pid), grace_seconds):
         return False
-    _signal(pid, signal.SIGKILL)
+    signal_quietly(pid, signal.SIGKILL)
     if wait_until(lambda: not is_alive(pid), kill_seconds):
         return True
     raise LocalRegionError(
@@ -109,12 +110,6 @@ def _thread_running(stat_file: Path) -> bool:
         return False
     # The state letter follows the parenthesised command name, which may itself hold spaces.
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def _signal(pid: int, signum: signal.Signals) -> None:
-    # Already gone is the goal of every signal we send.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
 
 
 def _reap_if_our_child(pid: int) -> None:
