@@ -28,6 +28,12 @@ def render(c, stack=None, env=None, json=False):
 
 
 @task(help=STACK_HELP)
+def bake(c, stack=None, env=None, json=False):
+    """Bake the app AMI with Packer; print its id, name and tags (manifest in build/<env>/)."""
+    _run(commands.bake, stack, env, json)
+
+
+@task(help=STACK_HELP)
 def deploy(c, stack=None, env=None, json=False):
     """Apply network, ALB, target group, ASG and scaling with Terraform; print the ALB DNS name."""
     _run(commands.deploy, stack, env, json)
@@ -57,5 +63,5 @@ def local_status(c, stack=None, env=None, json=False):
     _run(commands.local_status, stack, env, json)
 
 
-namespace = Collection(render, deploy, destroy)
+namespace = Collection(render, bake, deploy, destroy)
 namespace.add_collection(Collection("local", local_up, local_down, local_status))

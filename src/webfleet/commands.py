@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from webfleet import bake as bake_stage
 from webfleet import deploy as deploy_stage
 from webfleet.cloud import region_settings
 from webfleet.config import DEFAULT_ENVIRONMENT, DEFAULT_STACK_FILE, EnvironmentStack, load_stack
@@ -66,6 +67,39 @@ def render(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
     console.print(f"rendered for environment [bold]{stack.env_name}[/]:")
     for path in files.all():
         console.print(f"  {path.relative_to(paths.root)}")
+
+
+def bake(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            result = bake_stage.bake(stack, paths, progress)
+    if as_json:
+        _emit_json(
+            {
+                "environment": result.env_name,
+                "ami_id": result.ami_id,
+                "name": result.name,
+                "tags": result.tags,
+                "region": result.region,
+                "manifest": str(result.manifest_path),
+                "log": str(result.log_path),
+            }
+        )
+        return
+    table = Table(title=f"bake: {result.env_name}", show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("AMI", f"{result.ami_id} ({result.region})")
+    table.add_row("name", result.name)
+    table.add_row("tags", ", ".join(f"{key}={value}" for key, value in result.tags.items()))
+    table.add_row("manifest", _relative(result.manifest_path, paths.root))
+    table.add_row("log", _relative(result.log_path, paths.root))
+    console.print(table)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def deploy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
@@ -133,6 +167,11 @@ def _as_document(outcome: Any) -> dict[str, Any]:
     return {"result": str(outcome)}
 
 
-local_up = _region_command(daemon.up)
+def _up(settings: RegionSettings) -> daemon.RegionStatus:
+    # Progress (a first base image build takes minutes) on stderr: --json keeps stdout clean.
+    return daemon.up(settings, on_progress=lambda line: errors.print(f"  {line}"))
+
+
+local_up = _region_command(_up)
 local_down = _region_command(daemon.down)
 local_status = _region_command(daemon.status)

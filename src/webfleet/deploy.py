@@ -6,9 +6,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from webfleet.cloud import CloudTarget, cloud_target, region_settings
 from webfleet.config import EnvironmentStack
+from webfleet.errors import WebfleetError
 from webfleet.localregion import daemon
+from webfleet.packer import MANIFEST_FILE, read_manifest
 from webfleet.paths import ProjectPaths
 from webfleet.progress import Progress
 from webfleet.render import render
@@ -59,7 +63,7 @@ def destroy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) ->
         progress.note("nothing deployed in this environment", "green")
         paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
         return DestroyResult(stack.env_name, ChangeCounts())
-    _start_local_region(stack, progress)
+    start_local_region(stack, progress)
     plan_file = paths.build_dir(stack.env_name) / "destroy.tfplan"
     progress.stage("plan", "destroy")
     plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file, destroy=True)
@@ -81,24 +85,62 @@ def _prepare(
     progress.stage("render", f"environment {stack.env_name}")
     rendered = render(stack, paths)
     user_data = rendered.user_data.read_text(encoding="utf-8")
-    write_variables(paths.terraform_vars(stack.env_name), terraform_variables(stack, user_data))
+    ami_id = baked_ami(paths, stack.env_name, region=stack.environment.region)
+    if ami_id is None:
+        progress.note("no baked AMI (run `invoke bake`): instances boot the base image")
+    else:
+        progress.note(f"AMI {ami_id}: the newest bake ({MANIFEST_FILE})")
+    write_variables(
+        paths.terraform_vars(stack.env_name), terraform_variables(stack, user_data, ami_id)
+    )
     target = cloud_target(stack)
     if start_region:
-        _start_local_region(stack, progress)
+        start_local_region(stack, progress)
+        if ami_id is not None:
+            _check_image_exists(target, ami_id)
     terraform = Terraform(_workspace(paths, stack, target), progress.terraform_event)
     progress.stage("init", "providers from the filesystem mirror")
     terraform.init()
     return terraform
 
 
-def _start_local_region(stack: EnvironmentStack, progress: Progress) -> None:
+def baked_ami(paths: ProjectPaths, env_name: str, *, region: str | None = None) -> str | None:
+    """The AMI of the newest bake in the environment (from its Packer manifest), or None.
+
+    region picks that region's AMI when a bake copied it to several; None takes the first.
+    """
+    build = read_manifest(paths.build_dir(env_name) / MANIFEST_FILE)
+    if build is None:
+        return None
+    amis = build.amis()
+    if region is None:
+        return next(iter(amis.values()))
+    return amis.get(region)
+
+
+def _check_image_exists(target: CloudTarget, ami_id: str) -> None:
+    """Fail before Terraform if the baked AMI is gone (deregistered, or the region restarted)."""
+    try:
+        images = target.client("ec2").describe_images(ImageIds=[ami_id]).get("Images", [])
+    except ClientError as error:
+        if "NotFound" not in error.response.get("Error", {}).get("Code", ""):
+            raise
+        images = []
+    if not images:
+        raise WebfleetError(
+            f"AMI {ami_id} of the newest bake ({MANIFEST_FILE}) does not exist in "
+            f"{target.region}: run `invoke bake` again"
+        )
+
+
+def start_local_region(stack: EnvironmentStack, progress: Progress) -> None:
     """Start the local region for a local environment (a no-op when it runs or for AWS)."""
     if stack.environment.kind != "local":
         return
     settings = region_settings(stack)
     if not daemon.status(settings).running:
         progress.stage("local region", f"starting on {settings.endpoint_url}")
-    daemon.up(settings)
+    daemon.up(settings, on_progress=progress.note)
 
 
 def _workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget) -> Workspace:

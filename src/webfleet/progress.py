@@ -1,7 +1,7 @@
-"""Live progress for long work: stages, and Terraform's JSON UI stream shown as it happens.
+"""Live progress for long work: stages, and Terraform's and Packer's UI streams as they happen.
 
-On a terminal a live line shows the resources in flight with their elapsed time; elsewhere (CI,
-pipes, `--json`) the same events are printed as plain lines on stderr.
+On a terminal a live line shows the resources in flight (or Packer's current step) with their
+elapsed time; elsewhere (CI, pipes, `--json`) the same events are printed as plain lines on stderr.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
+
+from webfleet.packer import PackerEvent, UiEvent
 
 _ACTION_WORDS = {
     "create": ("Creating", "created"),
@@ -41,6 +43,9 @@ class Progress:
         self.live_enabled = self.console.is_terminal if live is None else live
         self._stage = ""
         self._in_flight: dict[str, _InFlight] = {}
+        # Packer's latest step ("say" line) and when it began, and its latest output line.
+        self._packer_step: tuple[str, float] | None = None
+        self._packer_output = ""
         self._live: Live | None = None
 
     def __enter__(self) -> Progress:
@@ -64,6 +69,8 @@ class Progress:
     def stage(self, name: str, detail: str = "") -> None:
         self._stage = name
         self._in_flight.clear()
+        self._packer_step = None
+        self._packer_output = ""
         self.console.print(Text.assemble(("▶ ", "bold cyan"), (name, "bold"), f" {detail}"))
         self._refresh()
 
@@ -99,6 +106,28 @@ class Progress:
             self.note(event.get("@message", ""), "bold")
         self._refresh()
 
+    def packer_event(self, event: PackerEvent) -> None:
+        """Packer's UI: steps and errors are printed; provisioner output only without a TTY
+        (on a terminal the live line shows the latest of it; the log keeps it all)."""
+        if not isinstance(event, UiEvent):
+            return
+        text = event.text.strip()
+        if not text:
+            return
+        # Continuation lines (e.g. an AMI filter Packer prints) stay under the first one.
+        shown = text.replace("\n", "\n  ")
+        if event.level == "error":
+            self.note(shown, "bold red")
+        elif event.level == "say":
+            self._packer_step = (text.splitlines()[0], time.monotonic())
+            self._packer_output = ""
+            self.note(shown)
+        else:
+            if self._live is None:
+                self.note(shown, "dim")
+            self._packer_output = text.splitlines()[-1]
+        self._refresh()
+
     def _refresh(self) -> None:
         if self._live is not None:
             self._live.update(self._render())
@@ -110,6 +139,15 @@ class Progress:
             verb = _ACTION_WORDS.get(flight.action, (flight.action, ""))[0]
             elapsed = int(now - flight.started)
             lines.append(Spinner("dots", Text(f" {verb} {address} ({elapsed}s)")))
+        if not lines and self._packer_step is not None:
+            step, started = self._packer_step
+            lines.append(Spinner("dots", Text(f" {step} ({int(now - started)}s)")))
+            if self._packer_output:
+                lines.append(
+                    Text(
+                        f"   {self._packer_output}", style="dim", no_wrap=True, overflow="ellipsis"
+                    )
+                )
         if not lines and self._stage:
             lines.append(Spinner("dots", Text(f" {self._stage}")))
         return Group(*lines)

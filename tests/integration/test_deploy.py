@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import Sandbox, quiet_progress
 from webfleet import deploy as deploy_stage
 from webfleet.deploy import DeployResult
-
-from .conftest import Sandbox, quiet_progress
 
 pytestmark = pytest.mark.integration
 

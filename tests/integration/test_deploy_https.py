@@ -12,10 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import Sandbox, quiet_progress
 from webfleet import deploy as deploy_stage
 from webfleet.deploy import DeployResult
-
-from .conftest import Sandbox, quiet_progress
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT, Sandbox
 from webfleet.paths import BUILD_DIR_ENV
-
-from .conftest import ROOT, Sandbox
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT, free_port
 from webfleet.localregion.settings import STATE_DIR_ENV
 from webfleet.paths import BUILD_DIR_ENV
-
-from .conftest import ROOT, free_port
 
 INVOKE = str(ROOT / ".venv" / "bin" / "invoke")
 

@@ -16,9 +16,10 @@ import boto3
 import pytest
 
 from webfleet.localregion import daemon
+from webfleet.localregion.baseimage import ensure_base_image
 from webfleet.localregion.daemon import RegionState
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.images import DEBIAN_12_AMD64
+from webfleet.localregion.images import debian_image
 from webfleet.localregion.pidfile import PidRecord, write_pid_record
 from webfleet.localregion.ports import free_port
 from webfleet.localregion.probe import api_answers, sts_client
@@ -62,6 +63,11 @@ def bystander() -> Iterator[subprocess.Popen[bytes]]:
         process.wait(timeout=10)
 
 
+def base_ami_id(settings: RegionSettings) -> str:
+    """The id the region registers its cached Debian base image under."""
+    return debian_image(ensure_base_image(settings.image_cache, print)).ami_id
+
+
 def debian_images(settings: RegionSettings) -> list[str]:
     ec2 = boto3.client(
         "ec2",
@@ -89,7 +95,7 @@ def test_lifecycle_up_status_crash_recovery_down(region: RegionSettings) -> None
     assert started.state is RegionState.RUNNING
     assert started.endpoint_url == region.endpoint_url
     assert started.pid is not None and region_pids(region.state_dir) == [started.pid]
-    assert debian_images(region) == [DEBIAN_12_AMD64.ami_id]
+    assert debian_images(region) == [base_ami_id(region)]
     assert caller_account(region).isdigit()
 
     current = daemon.status(region)
@@ -109,7 +115,7 @@ def test_lifecycle_up_status_crash_recovery_down(region: RegionSettings) -> None
 
     recovered = daemon.up(region)
     assert recovered.running and recovered.pid not in (None, started.pid)
-    assert debian_images(region) == [DEBIAN_12_AMD64.ami_id]
+    assert debian_images(region) == [base_ami_id(region)]
 
     report = daemon.down(region)
     assert report.stopped_pid == recovered.pid

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import machine_support
+from tests.integration.machine_support import free_subnets, machine_runtime, run_state_dir
 from webfleet.localregion.baseimage import BaseImage, default_cache_dir, ensure_base_image
-from webfleet.localregion.machines import CGROUP_PARENT, CGROUP_ROOTS, MachineRuntime, MachineSpec
-from webfleet.localregion.network import link_alias, netns_prefix
+from webfleet.localregion.machines import MachineRuntime, MachineSpec
 from webfleet.localregion.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -29,23 +30,10 @@ pytestmark = pytest.mark.integration
 if os.geteuid() != 0 or shutil.which("systemd-nspawn") is None:
     pytest.fail("machines need root and systemd-nspawn: run scripts/bootstrap")
 
-# Every run gets its own state directory under RUNS (names of netns and links are tagged with
-# it) and its own pair of subnets of 10.213.0.0/16, which live only on the bridge the run makes:
-# whatever a killed run left behind can never collide with the next one, which removes it.
+# Every run gets its own state directory under RUNS and its own pair of subnets of 10.213.0.0/16
+# (see machine_support).
 RUNS = Path("/tmp/webfleet-test-machines")
-OWNER_FILE = "owner"
-
-
-def _free_subnet_pair() -> int:
-    routes = subprocess.run(
-        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True
-    )
-    used = {int(part.split(".")[2]) for part in routes.stdout.split() if part.startswith("10.213.")}
-    free = [n for n in range(2, 254, 2) if n not in used and n + 1 not in used]
-    return random.choice(free)
-
-
-_THIRD = _free_subnet_pair()
+_THIRD = free_subnets(213, count=2)
 VPC = f"vpc-0test{random.getrandbits(48):012x}"
 SUBNETS = (f"10.213.{_THIRD}.0/24", f"10.213.{_THIRD + 1}.0/24")
 BOOT_TIMEOUT = 90.0
@@ -98,8 +86,8 @@ def spec(image: BaseImage, number: int, subnet: int = 1) -> MachineSpec:
         ami_id="ami-0000000000000base",
         user_data=user_data(instance_id),
         ssh_key=("webfleet", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2x test@webfleet"),
-        # cloud-init 22.4 only uses IMDSv2 tokens when it detects AWS by DMI, which a container
-        # lacks: it boots with v1, then the test requires tokens (ModifyInstanceMetadataOptions).
+        # Boots allowing v1; the lifecycle test then requires tokens, as
+        # ModifyInstanceMetadataOptions does (test_machine_identity boots with them required).
         http_tokens="optional",
     )
 
@@ -118,34 +106,9 @@ def wait_answering(ip: str, timeout: float = 30.0) -> bool:
 
 def leftovers(state_dir: Path, instance_ids: list[str]) -> list[str]:
     """Everything of the region still on the host: should be empty."""
-    found: list[str] = []
-    root = str(state_dir)
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        found += [f"mount {line.split()[4]}" for line in mountinfo if root in line.split()[4]]
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    found += [f"netns {n}" for n in netns.split() if n.startswith(netns_prefix(state_dir))]
-    links = json.loads(subprocess.run(["ip", "-json", "link"], capture_output=True).stdout)
-    found += [
-        f"link {link['ifname']}"
-        for link in links
-        if link.get("ifalias") == link_alias(state_dir) or link["ifname"].startswith("wf-")
-    ]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if root in cmdline and int(pid) != os.getpid():
-            found.append(f"process {pid} {cmdline.replace(chr(0), ' ')[:120]}")
-    for cgroup_root in CGROUP_ROOTS:
-        found += [
-            f"cgroup {cgroup_root / CGROUP_PARENT / i}"
-            for i in instance_ids
-            if (cgroup_root / CGROUP_PARENT / i).exists()
-        ]
-    if (state_dir / "machines").exists() and any((state_dir / "machines").iterdir()):
-        found.append("machine directories")
-    return found
+    return machine_support.leftovers(
+        state_dir, instance_ids, any_webfleet_link=True, machine_directories=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -153,49 +116,14 @@ def image() -> BaseImage:
     return ensure_base_image(default_cache_dir(), lambda _: None)
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _owner_alive(run: Path) -> bool:
-    try:
-        pid, started = (run / OWNER_FILE).read_text().split()
-    except (OSError, ValueError):
-        return False  # a run dies before it writes this only if it made nothing yet
-    return _start_time(int(pid)) == started
-
-
-def remove_dead_runs() -> None:
-    """Earlier runs of this module killed before their fixture cleaned up: remove their all."""
-    if not RUNS.is_dir():
-        return
-    for run in sorted(RUNS.glob("run-*")):
-        if run.is_dir() and not _owner_alive(run):
-            MachineRuntime(run / "region").shutdown_all()
-            shutil.rmtree(run)
-
-
 @pytest.fixture(scope="module")
 def state_dir() -> Iterator[Path]:
-    remove_dead_runs()
-    run = RUNS / f"run-{os.getpid()}-{random.getrandbits(32):08x}"
-    run.mkdir(parents=True)
-    (run / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
-    yield run / "region"
-    if not leftovers(run / "region", []):
-        shutil.rmtree(run, ignore_errors=True)
+    yield from run_state_dir(RUNS, lambda region: leftovers(region, []))
 
 
 @pytest.fixture(scope="module")
 def runtime(state_dir: Path) -> Iterator[MachineRuntime]:
-    machines = MachineRuntime(state_dir)
-    try:
-        yield machines
-    finally:
-        machines.shutdown_all()  # whatever a test left, even after a failure
+    yield from machine_runtime(state_dir)
 
 
 def console_tail(runtime: MachineRuntime, machine: MachineSpec, lines: int = 60) -> str:
@@ -260,7 +188,8 @@ def test_one_machine_lifecycle(runtime: MachineRuntime, image: BaseImage, state_
     assert not [line for line in leftovers(state_dir, []) if "nspawn" in line]
     runtime.start(one.instance_id)
     assert runtime.wait_running(one.instance_id, BOOT_TIMEOUT), console_tail(runtime, one)
-    assert in_machine(runtime, one.instance_id, "cat /var/lib/webfleet-marker") == one.instance_id
+    marker = "cloud-init status --wait >/dev/null; cat /var/lib/webfleet-marker"
+    assert in_machine(runtime, one.instance_id, marker) == one.instance_id
     assert wait_answering(one.private_ip)
 
     runtime.terminate(one.instance_id)

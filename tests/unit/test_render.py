@@ -39,7 +39,9 @@ def test_user_data_is_cloud_config_that_writes_env_and_starts_the_service(
     assert env_file["path"] == "/etc/webfleet-demo/app.env"
     assert env_file["permissions"] == "0600"
     assert env_file["content"].strip() == files.env_file.read_text().strip()
-    assert ["systemctl", "enable", "--now", "webfleet-demo.service"] in document["runcmd"]
+    assert ["systemctl", "enable", "--now", "--no-block", "webfleet-demo.service"] in document[
+        "runcmd"
+    ]
     assert ["chown", "webfleet-demo:webfleet-demo", "/etc/webfleet-demo/app.env"] in document[
         "runcmd"
     ]

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from webfleet.localregion.baseimage import default_cache_dir
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.server import serve
 from webfleet.localregion.settings import (
@@ -24,6 +25,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     serve_parser.add_argument("--state-dir", type=Path, default=default_state_dir())
     serve_parser.add_argument("--host", default=DEFAULT_HOST)
     serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve_parser.add_argument("--image-cache", type=Path, default=default_cache_dir())
     return parser.parse_args(argv)
 
 
@@ -35,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        serve(RegionSettings(state_dir=args.state_dir, host=args.host, port=args.port))
+        serve(
+            RegionSettings(
+                state_dir=args.state_dir,
+                host=args.host,
+                port=args.port,
+                image_cache=args.image_cache,
+            )
+        )
     except LocalRegionError as error:
         logging.getLogger("webfleet.localregion").error("%s", error)
         return 1

@@ -64,6 +64,7 @@ def apply_model_fixes() -> None:
     fix_launch_template_version_user_data()
     fix_security_group_rule_description()
     fix_load_balancer_default_scheme()
+    fix_register_pending_targets()
     fix_scaling_policy_fields()
     fix_instance_launch_template_version()
     add_instance_refresh()
@@ -202,6 +203,31 @@ def fix_load_balancer_default_scheme() -> None:
 
 
 # --- Auto Scaling: scaling policies -----------------------------------------------------------
+
+
+def fix_register_pending_targets() -> None:
+    """Let a pending instance be registered in a target group, as ELB does.
+
+    moto refuses anything not running; with real machines an Auto Scaling group registers its
+    instances while they boot, so CreateAutoScalingGroup failed with InvalidTarget.
+    """
+    if not _once("register_pending_targets"):
+        return
+    from moto.elbv2.exceptions import TargetNotRunning
+    from moto.elbv2.models import FakeTargetGroup
+
+    def register(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+        for target in targets:
+            instance = self.ec2_backend.get_instance_by_id(target["Id"])
+            if instance is not None and instance.state not in ("pending", "running"):
+                raise TargetNotRunning(instance_id=target["Id"])
+            self.targets[target["Id"]] = {
+                "Id": target["Id"],
+                "Port": target.get("Port", self.port),
+            }
+            self.deregistered_targets.pop(target["Id"], None)
+
+    FakeTargetGroup.register = register  # type: ignore[method-assign]
 
 
 def fix_scaling_policy_fields() -> None:

@@ -57,12 +57,24 @@ CLOUD_CFG = """\
 datasource_list: [ Ec2, None ]
 datasource:
   Ec2:
-    strict_id: false          # no AWS DMI in a container; don't refuse
+    # The runtime's /sys/hypervisor/uuid ("ec2...") identifies the machine as AWS, so IMDSv2
+    # tokens are used; should it be missing, take the metadata service anyway.
+    strict_id: false
     metadata_urls: [ 'http://169.254.169.254' ]
     max_wait: 20
     timeout: 2
 locale: "false"               # quoted: skips the module and passes the schema; no locales package
 network: {config: disabled}   # the runtime configures the machine's network before boot
+# No VPC DNS resolver here to answer for ip-a-b-c-d: name it in /etc/hosts (sudo looks it up).
+manage_etc_hosts: true
+system_info:
+  default_user:               # as in Debian's official AMIs: the key pair's key goes to admin
+    name: admin
+    lock_passwd: true
+    gecos: Debian
+    groups: [adm, audio, cdrom, dialout, dip, floppy, netdev, plugdev, sudo, video]
+    sudo: ["ALL=(ALL) NOPASSWD:ALL"]
+    shell: /bin/bash
 """
 
 JOURNALD_CONF = """\

@@ -8,11 +8,14 @@ import fcntl
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from webfleet.localregion.baseimage import ensure_base_image
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.instances import remove_leftovers
+from webfleet.localregion.machines import Machine, MachineRuntime
 from webfleet.localregion.pidfile import PidRecord, read_pid_record, write_pid_record
 from webfleet.localregion.ports import ensure_port_free
 from webfleet.localregion.probe import api_answers, sts_client
@@ -26,9 +29,15 @@ from webfleet.localregion.processes import (
 from webfleet.localregion.settings import RegionSettings
 
 START_TIMEOUT_SECONDS = 60.0
-STOP_GRACE_SECONDS = 10.0
+# The daemon halts its machines before it exits (1-3 s each, in parallel; nspawn's own grace is
+# 20 s): SIGKILL only after that, as `down` then cleans up from outside anyway.
+STOP_GRACE_SECONDS = 45.0
 _PROBE_TIMEOUT_SECONDS = 2.0
 _LOG_TAIL_LINES = 20
+
+
+def _ignore(_message: str) -> None:
+    pass
 
 
 class RegionState(enum.Enum):
@@ -46,6 +55,7 @@ class RegionStatus:
     started_at: float | None  # seconds since the epoch, while running
     state_dir: Path
     log_file: Path
+    machines: tuple[Machine, ...] = ()
 
     @property
     def running(self) -> bool:
@@ -60,7 +70,7 @@ class RegionStatus:
             uptime = self.uptime_seconds or 0.0
             return (
                 f"local region running at {self.endpoint_url} (pid {self.pid}, up {uptime:.0f} s)"
-                f"\n  state {self.state_dir}\n  log   {self.log_file}"
+                f"\n  state {self.state_dir}\n  log   {self.log_file}\n{self._describe_machines()}"
             )
         if self.state is RegionState.STALE:
             return (
@@ -70,8 +80,42 @@ class RegionStatus:
             )
         return f"local region not running (state {self.state_dir})"
 
+    def _describe_machines(self) -> str:
+        if not self.machines:
+            return "machines: none"
+        rows = [("INSTANCE", "AMI", "PRIVATE IP", "AZ", "STATE", "UPTIME")]
+        rows += [
+            (
+                m.instance_id,
+                m.ami_id,
+                m.private_ip,
+                m.availability_zone,
+                m.state.value,
+                "-" if m.uptime_seconds is None else f"{m.uptime_seconds:.0f} s",
+            )
+            for m in self.machines
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+        ]
+        return f"machines: {len(self.machines)}\n" + "\n".join(
+            "  " + line.rstrip() for line in lines
+        )
+
     def as_dict(self) -> dict[str, object]:
         return {
+            "machines": [
+                {
+                    "instance_id": m.instance_id,
+                    "ami_id": m.ami_id,
+                    "private_ip": m.private_ip,
+                    "availability_zone": m.availability_zone,
+                    "state": m.state.value,
+                    "uptime_seconds": m.uptime_seconds,
+                }
+                for m in self.machines
+            ],
             "state": self.state.value,
             "pid": self.pid,
             "endpoint_url": self.endpoint_url,
@@ -119,13 +163,23 @@ def status(settings: RegionSettings) -> RegionStatus:
     return _status(settings, RegionState.RUNNING, record)
 
 
-def up(settings: RegionSettings, timeout_seconds: float = START_TIMEOUT_SECONDS) -> RegionStatus:
-    """Start the daemon unless it runs already; returns once the API answers."""
+def up(
+    settings: RegionSettings,
+    timeout_seconds: float = START_TIMEOUT_SECONDS,
+    on_progress: Callable[[str], None] = _ignore,
+) -> RegionStatus:
+    """Start the daemon unless it runs already; returns once the API answers.
+
+    The base image its machines boot is built first if it is not cached (minutes, once), so
+    the daemon itself starts in seconds.
+    """
     with _one_up_at_a_time(settings):
-        return _up(settings, timeout_seconds)
+        return _up(settings, timeout_seconds, on_progress)
 
 
-def _up(settings: RegionSettings, timeout_seconds: float) -> RegionStatus:
+def _up(
+    settings: RegionSettings, timeout_seconds: float, on_progress: Callable[[str], None]
+) -> RegionStatus:
     current = status(settings)
     if current.running:
         if current.endpoint_url != settings.endpoint_url:
@@ -139,6 +193,7 @@ def _up(settings: RegionSettings, timeout_seconds: float) -> RegionStatus:
         # Left by a daemon that crashed or was killed: nothing of it runs any more.
         settings.pid_file.unlink(missing_ok=True)
     ensure_port_free(settings.host, settings.port)
+    ensure_base_image(settings.image_cache, on_progress)
 
     pid = spawn_daemon(settings)
     record = PidRecord(pid=pid, host=settings.host, port=settings.port, started_at=time.time())
@@ -163,6 +218,8 @@ def down(settings: RegionSettings, grace_seconds: float = STOP_GRACE_SECONDS) ->
         stopped_pid = current.pid
     elif current.state is RegionState.STALE:
         stale_pid = current.pid
+    # A daemon that stopped cleanly removed its machines; one that was killed could not.
+    remove_leftovers(settings)
     return DownReport(
         stopped_pid=stopped_pid,
         forced=forced,
@@ -235,6 +292,7 @@ def _status(settings: RegionSettings, state: RegionState, record: PidRecord | No
         started_at=record.started_at,
         state_dir=settings.state_dir,
         log_file=settings.log_file,
+        machines=tuple(MachineRuntime(settings.state_dir).list()),
     )
 
 

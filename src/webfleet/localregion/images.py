@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from webfleet.localregion.baseimage import BaseImage
+
 DEBIAN_OWNER_ID = "136693071363"
+# Debian architecture names -> EC2's.
+_AMI_ARCHITECTURES = {"amd64": "x86_64", "arm64": "arm64"}
 
 
 @dataclass(frozen=True)
-class BaseImage:
+class CatalogueImage:
     """A public base image, registered under the name and owner of its official AMI."""
 
     name: str
@@ -48,17 +53,20 @@ class BaseImage:
         }
 
 
-DEBIAN_12_AMD64 = BaseImage(
-    name="debian-12-amd64-20250520-2118",
-    description="Debian 12 (20250520-2118)",
-    owner_id=DEBIAN_OWNER_ID,
-    architecture="x86_64",
-)
+def debian_image(built: BaseImage) -> CatalogueImage:
+    """The catalogue entry of a built Debian base image: named like Debian's own AMIs
+    (debian-12-amd64-YYYYMMDD-NNNN), so `debian-12-amd64-*` owned by 136693071363 finds it
+    here as it does on AWS."""
+    _, release, architecture, date, serial = built.name.split("-")
+    return CatalogueImage(
+        name=built.name,
+        description=f"Debian {release} ({date}-{serial})",
+        owner_id=DEBIAN_OWNER_ID,
+        architecture=_AMI_ARCHITECTURES.get(architecture, architecture),
+    )
 
-BASE_IMAGES: tuple[BaseImage, ...] = (DEBIAN_12_AMD64,)
 
-
-def write_ami_catalogue(path: Path, images: tuple[BaseImage, ...] = BASE_IMAGES) -> Path:
+def write_ami_catalogue(path: Path, images: Sequence[CatalogueImage]) -> Path:
     """Write the catalogue moto loads at import time; returns the path written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     records = [image.catalogue_record() for image in images]

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,7 +59,9 @@ KILL_WAIT_SECONDS = 10.0
 # posix_spawn returns once the launcher shell runs; nspawn is exec'd a moment later.
 EXEC_WAIT_SECONDS = 10.0
 UNMOUNT_ATTEMPTS = 20
-_RUNNING_STATES = ("running", "degraded")
+# EC2 reports running once the OS is up, not once boot jobs (cloud-init's user data) are done:
+# "starting" is systemd up and working through them.
+_RUNNING_STATES = ("starting", "running", "degraded")
 _EXEC_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
@@ -126,6 +129,14 @@ class Machine:
     state: MachineState
     private_ip: str
     started_at: float | None  # seconds since the epoch, of the last (re)start
+    ami_id: str
+    availability_zone: str
+
+    @property
+    def uptime_seconds(self) -> float | None:
+        if self.started_at is None or self.state is not MachineState.RUNNING:
+            return None
+        return max(0.0, time.time() - self.started_at)
 
 
 @dataclass
@@ -181,7 +192,8 @@ class MachineRuntime:
             return self._machine(record)
 
     def wait_running(self, instance_id: str, timeout: float) -> bool:
-        """True once systemd inside reports running or degraded; False on timeout or exit."""
+        """True once systemd inside is up (starting, running or degraded); False on timeout or
+        exit."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             record = self._load(instance_id)
@@ -263,6 +275,13 @@ class MachineRuntime:
     def list(self) -> builtins.list[Machine]:
         return [self._machine(record) for record in self._records()]
 
+    def spec(self, instance_id: str) -> MachineSpec:
+        return self._load(instance_id).spec
+
+    def specs(self) -> builtins.list[MachineSpec]:
+        """Every recorded machine's spec, whatever its state (what still uses which layers)."""
+        return [record.spec for record in self._records()]
+
     def recover(self) -> builtins.list[Machine]:
         """After a daemon restart: keep live machines, clean up the runtime bits of dead ones.
 
@@ -325,12 +344,18 @@ class MachineRuntime:
                 )
             cgroup.mkdir(parents=True, exist_ok=True)
         netns = NETNS_DIR / instance_netns(self.state_dir, spec.instance_id)
+        hypervisor = _write_platform_identity(directory, spec.instance_id)
         nspawn = [
             "systemd-nspawn", "--boot", "--keep-unit", "--register=no", "--quiet",
             f"--directory={merged}",
             f"--machine={spec.instance_id}",
             f"--hostname={spec.hostname}",
             f"--network-namespace-path={netns}",
+            # With --private-network nspawn gives /sys a tmpfs holding the netns' sysfs, so a
+            # /sys/hypervisor can be mounted (the plain read-only sysfs refuses the mount
+            # point). It also grants CAP_NET_ADMIN, which the machines never had: dropped.
+            "--private-network", "--drop-capability=CAP_NET_ADMIN",
+            f"--bind-ro={hypervisor}:/sys/hypervisor",
             "--console=read-only", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
         ]  # fmt: skip
         # The shell moves itself into the machine's cgroups, then becomes nspawn: nothing of the
@@ -485,7 +510,13 @@ class MachineRuntime:
         if pid is None and state in (MachineState.PENDING, MachineState.RUNNING):
             state = MachineState.STOPPED  # died under us (crash, or halted from inside)
         return Machine(
-            record.spec.instance_id, pid, state, record.spec.private_ip, record.started_at
+            record.spec.instance_id,
+            pid,
+            state,
+            record.spec.private_ip,
+            record.started_at,
+            record.spec.ami_id,
+            record.spec.availability_zone,
         )
 
     def _network(self, spec: MachineSpec) -> VpcNetwork:
@@ -538,6 +569,25 @@ def _imds_record(spec: MachineSpec) -> InstanceRecord:
         user_data_b64=base64.b64encode(spec.user_data).decode(),
         public_keys=[spec.ssh_key] if spec.ssh_key else [],
     )
+
+
+def ec2_platform_uuid(instance_id: str) -> str:
+    """The machine's system UUID as EC2 has them: "ec2" first, the rest fixed by the instance."""
+    digits = uuid.uuid5(uuid.NAMESPACE_URL, f"webfleet:instance/{instance_id}").hex
+    return str(uuid.UUID("ec2" + digits[3:]))
+
+
+def _write_platform_identity(directory: Path, instance_id: str) -> Path:
+    """What the machine sees as /sys/hypervisor: a uuid starting "ec2", as on EC2's Xen hosts.
+
+    cloud-init 22.4 asks EC2's metadata service for IMDSv2 tokens only once it identifies the
+    platform as AWS, and in a container it ignores DMI: /sys/hypervisor/uuid is the one source it
+    reads there. Without it, an instance requiring tokens gets no metadata or user data.
+    """
+    hypervisor = directory / "platform" / "hypervisor"
+    hypervisor.mkdir(parents=True, exist_ok=True)
+    (hypervisor / "uuid").write_text(ec2_platform_uuid(instance_id) + "\n", encoding="ascii")
+    return hypervisor
 
 
 def _run(command: Sequence[str]) -> None:

@@ -30,6 +30,8 @@ def serve_command(settings: RegionSettings) -> list[str]:
         settings.host,
         "--port",
         str(settings.port),
+        "--image-cache",
+        str(settings.image_cache),
     ]
 
 

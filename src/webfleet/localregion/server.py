@@ -11,14 +11,16 @@ from types import FrameType
 from typing import Protocol
 
 from webfleet.localregion.api_server import ApiServer
-from webfleet.localregion.images import write_ami_catalogue
+from webfleet.localregion.baseimage import BaseImage, ensure_base_image
+from webfleet.localregion.images import CatalogueImage, debian_image, write_ami_catalogue
+from webfleet.localregion.instances import InstanceMachines
 from webfleet.localregion.settings import RegionSettings
 
 log = logging.getLogger(__name__)
 
 
 class RegionComponent(Protocol):
-    """One runtime part of the region (the API today; machines and load balancers next)."""
+    """One runtime part of the region (machines, the API; load balancers next)."""
 
     name: str
 
@@ -27,14 +29,20 @@ class RegionComponent(Protocol):
     def stop(self) -> None: ...
 
 
-def region_components(settings: RegionSettings) -> list[RegionComponent]:
-    """The components in start order; they stop in reverse."""
-    return [ApiServer(settings.host, settings.port)]
+def region_components(
+    settings: RegionSettings, base_image: BaseImage, base_ami: CatalogueImage
+) -> list[RegionComponent]:
+    """The components in start order; they stop in reverse. Machines come first: their hooks
+    must be on moto's models before the API takes a request."""
+    return [
+        InstanceMachines(settings, base_image, base_ami),
+        ApiServer(settings.host, settings.port),
+    ]
 
 
-def prepare_moto_environment(settings: RegionSettings) -> None:
+def prepare_moto_environment(settings: RegionSettings, base_ami: CatalogueImage) -> None:
     """Settings moto reads once, at import: must run before anything imports moto."""
-    catalogue = write_ami_catalogue(settings.ami_catalogue)
+    catalogue = write_ami_catalogue(settings.ami_catalogue, [base_ami])
     os.environ["MOTO_AMIS_PATH"] = str(catalogue)
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     # moto builds some URLs it hands out (S3, Lambda) from its own port.
@@ -54,8 +62,11 @@ def serve(settings: RegionSettings) -> None:
     signal.signal(signal.SIGINT, request_stop)
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    prepare_moto_environment(settings)
-    components = region_components(settings)
+    # `up` builds it before starting the daemon (with progress); here it is only looked up.
+    base_image = ensure_base_image(settings.image_cache, log.info)
+    base_ami = debian_image(base_image)
+    prepare_moto_environment(settings, base_ami)
+    components = region_components(settings, base_image, base_ami)
     started: list[RegionComponent] = []
     try:
         for component in components:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from webfleet.localregion.baseimage import default_cache_dir
 from webfleet.localregion.errors import LocalRegionError
 
 STATE_DIR_ENV = "WEBFLEET_REGION_STATE_DIR"
@@ -27,16 +28,19 @@ def default_state_dir() -> Path:
 
 @dataclass(frozen=True)
 class RegionSettings:
-    """One local region: its state directory and the loopback address of its API."""
+    """One local region: its state directory, the loopback address of its API, and the cache of
+    base images its machines boot (shared by regions: images are read-only lower layers)."""
 
     state_dir: Path
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    image_cache: Path = field(default_factory=default_cache_dir)
 
     def __post_init__(self) -> None:
         # Absolute, so the daemon's command line names the same directory from any cwd;
         # that is how status() recognises its own process.
         object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser().absolute())
+        object.__setattr__(self, "image_cache", Path(self.image_cache).expanduser().absolute())
         _check_loopback(self.host)
         if not 1 <= self.port <= 65535:
             raise LocalRegionError(

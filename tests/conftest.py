@@ -1,4 +1,4 @@
-"""Fixtures that run the real local region and the installed Terraform in a throwaway place."""
+"""Fixtures that run the real local region, Terraform and Packer in a throwaway place."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from webfleet.localregion.settings import STATE_DIR_ENV
 from webfleet.paths import ProjectPaths
 from webfleet.progress import Progress
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -1,0 +1,63 @@
+"""What the benchmarks share: a throwaway local region, and timing with quiet progress.
+
+The benchmarks run as scripts (.venv/bin/python bench/deploy.py), so bench/ is on sys.path and
+they import this as `sandbox`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+
+from webfleet.cloud import region_settings
+from webfleet.config import EnvironmentStack, load_stack
+from webfleet.localregion import daemon
+from webfleet.localregion.ports import free_port
+from webfleet.localregion.settings import STATE_DIR_ENV, RegionSettings
+from webfleet.paths import ProjectPaths
+from webfleet.progress import Progress
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def local_region() -> Iterator[tuple[EnvironmentStack, ProjectPaths, RegionSettings]]:
+    """A stack file, build directory and running local region of the benchmark's own.
+
+    The region listens on a free port and keeps its state in a temporary directory (set as
+    WEBFLEET_REGION_STATE_DIR for this process); it is stopped and everything removed after.
+    """
+    with tempfile.TemporaryDirectory(prefix="webfleet-bench-") as scratch:
+        base = Path(scratch)
+        os.environ[STATE_DIR_ENV] = str(base / "region")
+        stack_file = base / "webfleet.toml"
+        stack_file.write_text(
+            (ROOT / "webfleet.toml")
+            .read_text()
+            .replace("api_port = 4599", f"api_port = {free_port()}")
+        )
+        stack = load_stack(stack_file)
+        paths = ProjectPaths(ROOT, build_root=base / "build")
+        settings = region_settings(stack)
+        daemon.up(settings, on_progress=print)
+        try:
+            yield stack, paths, settings
+        finally:
+            daemon.down(settings)
+
+
+def quiet() -> Progress:
+    return Progress(Console(file=io.StringIO()), live=False)
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started

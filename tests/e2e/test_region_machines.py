@@ -1,0 +1,126 @@
+"""The local region with machines in it: status lists them, a killed daemon's machines are
+cleaned up by the next `up`, and `down` leaves nothing on the host.
+
+Boots the base image (no bake needed): these are the region's own guarantees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Sandbox
+from webfleet.cloud import region_settings
+from webfleet.localregion import daemon
+from webfleet.localregion.baseimage import ensure_base_image
+from webfleet.localregion.images import debian_image
+from webfleet.localregion.network import link_alias, netns_prefix
+from webfleet.localregion.processes import is_alive, wait_until
+from webfleet.localregion.settings import RegionSettings
+from webfleet.localregion.vpc_guard import GUARD_METRIC
+
+pytestmark = pytest.mark.e2e
+
+BOOT_SECONDS = 120.0
+
+
+@pytest.fixture(scope="module")
+def region(sandbox: Sandbox) -> RegionSettings:
+    settings = region_settings(sandbox.stack())
+    daemon.up(settings)
+    return settings
+
+
+def launch(sandbox: Sandbox, region: RegionSettings, count: int) -> list[dict[str, Any]]:
+    ec2 = sandbox.target().client("ec2")
+    ami = debian_image(ensure_base_image(region.image_cache, print)).ami_id
+    instances = ec2.run_instances(ImageId=ami, MinCount=count, MaxCount=count)["Instances"]
+    ids = [instance["InstanceId"] for instance in instances]
+    deadline = time.monotonic() + BOOT_SECONDS
+    while True:
+        described = [
+            instance
+            for reservation in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+            for instance in reservation["Instances"]
+        ]
+        if all(instance["State"]["Name"] == "running" for instance in described):
+            return described
+        assert time.monotonic() < deadline, [i["State"] for i in described]
+        time.sleep(0.5)
+
+
+def host_leftovers(state_dir: Path) -> list[str]:
+    """Everything of the region's on the host: mounts, netns, links, routes, processes."""
+    found: list[str] = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        found += [f"mount {line.split()[4]}" for line in mountinfo if str(state_dir) in line]
+    found += [
+        f"netns {name}"
+        for name in (os.listdir("/run/netns") if os.path.isdir("/run/netns") else [])
+        if name.startswith(netns_prefix(state_dir))
+    ]
+    links = json.loads(subprocess.run(["ip", "-json", "link"], capture_output=True).stdout)
+    found += [
+        f"link {link['ifname']}" for link in links if link.get("ifalias") == link_alias(state_dir)
+    ]
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    found += [f"route {line}" for line in routes.splitlines() if f"metric {GUARD_METRIC}" in line]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if str(state_dir).encode() in cmdline:
+                found.append(f"process {entry}: {cmdline.decode(errors='replace')[:200]}")
+    return found
+
+
+def test_status_lists_the_machines(sandbox: Sandbox, region: RegionSettings) -> None:
+    instances = launch(sandbox, region, 2)
+    status = daemon.status(region)
+    listed = {machine.instance_id: machine for machine in status.machines}
+    for instance in instances:
+        machine = listed[instance["InstanceId"]]
+        assert machine.ami_id == instance["ImageId"]
+        assert machine.private_ip == instance["PrivateIpAddress"]
+        assert machine.availability_zone == instance["Placement"]["AvailabilityZone"]
+        assert machine.state.value == "running"
+        assert machine.uptime_seconds is not None and machine.uptime_seconds >= 0
+        assert instance["InstanceId"] in status.describe()
+    document = status.as_dict()
+    assert {m["instance_id"] for m in document["machines"]} >= set(listed)  # type: ignore[union-attr]
+
+
+def test_up_after_a_killed_daemon_removes_its_machines(
+    sandbox: Sandbox, region: RegionSettings
+) -> None:
+    before = daemon.status(region)
+    assert before.pid is not None and before.machines
+    os.kill(before.pid, signal.SIGKILL)
+    assert wait_until(lambda: not is_alive(before.pid or 0), 10)
+    # Its machines outlive it (their own sessions): mounts, namespaces, nspawn processes.
+    assert any(line.startswith("mount") for line in host_leftovers(region.state_dir))
+
+    daemon.up(region)
+    leftovers = host_leftovers(region.state_dir)
+    old = [m.instance_id for m in before.machines]
+    assert not [line for line in leftovers if any(i in line for i in old)], leftovers
+    assert daemon.status(region).machines == ()
+    # And the recovered region boots machines again.
+    assert len(launch(sandbox, region, 1)) == 1
+
+
+def test_down_leaves_nothing_on_the_host(sandbox: Sandbox, region: RegionSettings) -> None:
+    assert daemon.status(region).machines
+    report = daemon.down(region)
+    assert report.stopped_pid is not None and not report.forced
+    assert host_leftovers(region.state_dir) == []
+    assert not region.state_dir.exists()
