@@ -25,6 +25,9 @@ TEMPLATE = Path("packer") / "app.pkr.hcl"
 APP_DIR = Path("app")
 INSTALL_SCRIPT = Path("packer") / "scripts" / "install-app.sh"
 VARIABLES_FILE = "variables.pkrvars.json"
+# Packer's waiters against the local region: every second, for up to 10 minutes per wait.
+LOCAL_POLL_DELAY_SECONDS = 1
+LOCAL_MAX_POLL_ATTEMPTS = 600
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,16 @@ def packer_variables(
     return variables
 
 
+def packer_environment(target: CloudTarget) -> dict[str, str]:
+    """The target's tool environment; against the local region, Packer's waiters poll every
+    second (states change in seconds there; Packer's default 15 s polls were ~80% of a bake)."""
+    environment = dict(target.tool_environment())
+    if target.endpoint_url is not None:
+        environment["AWS_POLL_DELAY_SECONDS"] = str(LOCAL_POLL_DELAY_SECONDS)
+        environment["AWS_MAX_ATTEMPTS"] = str(LOCAL_MAX_POLL_ATTEMPTS)
+    return environment
+
+
 def bake(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> BakeResult:
     """Build the bundle, render the unit, run Packer; the new AMI with its name and tags."""
     binary = check_packer()
@@ -113,7 +126,7 @@ def bake(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> Ba
     result = build(
         template,
         var_file,
-        target.tool_environment(),
+        packer_environment(target),
         progress.packer_event,
         log_dir=build_dir / "logs",
         binary=binary,

@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import ROOT, Sandbox, quiet_progress
 from webfleet import deploy as deploy_stage
 from webfleet.bake import BakeResult, bake
+from webfleet.config import load_stack
 from webfleet.instance_checks import SpecContext, run_instance_specs
 from webfleet.paths import ProjectPaths
 from webfleet.render import render
@@ -165,9 +166,23 @@ def test_console_output_shows_the_boot(ec2: Any, instance: dict[str, Any]) -> No
 
 
 def test_deploy_after_bake_launches_the_baked_ami_and_the_app_answers(
-    sandbox: Sandbox, project: ProjectPaths, baked: BakeResult, ec2: Any
+    sandbox: Sandbox,
+    project: ProjectPaths,
+    baked: BakeResult,
+    ec2: Any,
+    key_file: Path,
+    tmp_path: Path,
 ) -> None:
-    result = deploy_stage.deploy(sandbox.stack(), project, quiet_progress())
+    # The stack names the key pair, as a user does to log in to the group's instances.
+    stack_file = tmp_path / "webfleet.toml"
+    stack_file.write_text(
+        sandbox.stack_file.read_text().replace(
+            "[image]\n", '[image]\nkey_name = "webfleet-e2e"\n', 1
+        )
+    )
+    stack = load_stack(stack_file, "local")
+    assert stack.image.key_name == "webfleet-e2e"
+    result = deploy_stage.deploy(stack, project, quiet_progress())
     try:
         assert result.outputs["ami_id"] == baked.ami_id
         autoscaling = sandbox.target().client("autoscaling")
@@ -176,13 +191,28 @@ def test_deploy_after_bake_launches_the_baked_ami_and_the_app_answers(
         )["AutoScalingGroups"]
         ids = [member["InstanceId"] for member in group["Instances"]]
         assert len(ids) == 2
+        addresses = []
         for instance_id in ids:
             member = wait_for_state(ec2, instance_id, "running")
             assert member["ImageId"] == baked.ami_id
+            # From the launch template: IMDSv2 only.
+            assert member["MetadataOptions"]["HttpTokens"] == "required"
             url = f"http://{member['PrivateIpAddress']}:8000/healthz"
             assert wait_for_http(url) == 200
+            addresses.append(member["PrivateIpAddress"])
+        report = run_instance_specs(
+            ROOT / "tests" / "infra",
+            addresses,
+            ssh_user="admin",
+            private_key=key_file,
+            context=SpecContext.of_stack(stack),
+            work_dir=tmp_path / "specs",
+        )
+        failures = [r for r in report.results if r.outcome != "passed"]
+        assert report.passed and not failures, failures
+        assert {r.host for r in report.results} == set(addresses)
     finally:
-        deploy_stage.destroy(sandbox.stack(), project, quiet_progress())
+        deploy_stage.destroy(stack, project, quiet_progress())
 
 
 def wait_for_http(url: str) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from webfleet.bake import packer_variables, variables_path
+from webfleet.bake import packer_environment, packer_variables, variables_path
 from webfleet.bundle import Bundle
 from webfleet.cloud import cloud_target
 from webfleet.config import EnvironmentStack, load_stack
@@ -102,6 +102,14 @@ def test_aws_variables_use_its_region_and_sizes_and_no_endpoint(
     assert variables["tags"]["Environment"] == "aws"
     assert "ec2_endpoint" not in variables
     assert "ssh_interface" not in variables
+
+
+def test_packer_polls_every_second_only_against_the_local_region(
+    local: EnvironmentStack, aws: EnvironmentStack
+) -> None:
+    fast = packer_environment(cloud_target(local))
+    assert (fast["AWS_POLL_DELAY_SECONDS"], fast["AWS_MAX_ATTEMPTS"]) == ("1", "600")
+    assert "AWS_POLL_DELAY_SECONDS" not in packer_environment(cloud_target(aws))
 
 
 @pytest.mark.parametrize("env_name", ["local", "aws"])
