@@ -15,6 +15,7 @@ from pathlib import Path
 from webfleet.localregion.baseimage import ensure_base_image
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.instances import remove_leftovers
+from webfleet.localregion.load_balancers import remove_load_balancers
 from webfleet.localregion.machines import Machine, MachineRuntime
 from webfleet.localregion.pidfile import PidRecord, read_pid_record, write_pid_record
 from webfleet.localregion.ports import ensure_port_free
@@ -218,8 +219,9 @@ def down(settings: RegionSettings, grace_seconds: float = STOP_GRACE_SECONDS) ->
         stopped_pid = current.pid
     elif current.state is RegionState.STALE:
         stale_pid = current.pid
-    # A daemon that stopped cleanly removed its machines; one that was killed could not.
+    # A daemon that stopped cleanly removed its machines and balancers; a killed one could not.
     remove_leftovers(settings)
+    remove_load_balancers(settings.state_dir)
     return DownReport(
         stopped_pid=stopped_pid,
         forced=forced,

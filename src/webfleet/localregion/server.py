@@ -11,9 +11,11 @@ from types import FrameType
 from typing import Protocol
 
 from webfleet.localregion.api_server import ApiServer
+from webfleet.localregion.autoscaling import GroupHealth
 from webfleet.localregion.baseimage import BaseImage, ensure_base_image
 from webfleet.localregion.images import CatalogueImage, debian_image, write_ami_catalogue
 from webfleet.localregion.instances import InstanceMachines
+from webfleet.localregion.load_balancers import LoadBalancerRuntime
 from webfleet.localregion.settings import RegionSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ def region_components(
     must be on moto's models before the API takes a request."""
     return [
         InstanceMachines(settings, base_image, base_ami),
+        LoadBalancerRuntime(settings.state_dir),
+        GroupHealth(),
         ApiServer(settings.host, settings.port),
     ]
 

@@ -1,0 +1,51 @@
+"""The managed /etc/hosts block: written, replaced and removed without touching other lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from webfleet.localregion.hosts_file import HostsBlock
+
+ORIGINAL = "127.0.0.1 localhost\n# a comment\n10.0.0.1 other\n"
+
+
+def test_block_is_added_replaced_and_removed_leaving_the_rest_as_it_was(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text(ORIGINAL)
+    block = HostsBlock(hosts, "webfleet region abcd")
+
+    block.write({"web-1.us-east-1.elb.amazonaws.com": "127.77.1.2"})
+    assert hosts.read_text() == (
+        ORIGINAL
+        + "# BEGIN webfleet region abcd\n"
+        + "127.77.1.2 web-1.us-east-1.elb.amazonaws.com\n"
+        + "# END webfleet region abcd\n"
+    )
+    block.write({"b.example": "127.77.1.3", "a.example": "127.77.1.2"})
+    assert block.entries() == {"a.example": "127.77.1.2", "b.example": "127.77.1.3"}
+    assert hosts.read_text().count("# BEGIN") == 1
+
+    block.remove()
+    assert hosts.read_text() == ORIGINAL
+
+
+def test_two_regions_keep_their_own_blocks(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text(ORIGINAL)
+    first, second = HostsBlock(hosts, "region one"), HostsBlock(hosts, "region two")
+    first.write({"one.example": "127.77.1.2"})
+    second.write({"two.example": "127.77.2.2"})
+    first.remove()
+    assert first.entries() == {}
+    assert second.entries() == {"two.example": "127.77.2.2"}
+    second.write({})
+    assert hosts.read_text() == ORIGINAL
+
+
+def test_the_file_is_written_in_place(tmp_path: Path) -> None:
+    # /etc/hosts is often a bind mount: it must keep its inode (no rename over it).
+    hosts = tmp_path / "hosts"
+    hosts.write_text(ORIGINAL)
+    inode = hosts.stat().st_ino
+    HostsBlock(hosts, "region").write({"a.example": "127.77.1.2"})
+    assert hosts.stat().st_ino == inode
