@@ -39,6 +39,24 @@ def deploy(c, stack=None, env=None, json=False):
     _run(commands.deploy, stack, env, json)
 
 
+VERIFY_HELP = {
+    **STACK_HELP,
+    "failover": "also stop the app on one instance and time its replacement (takes minutes)",
+}
+
+
+@task(help=VERIFY_HELP)
+def verify(c, stack=None, env=None, json=False, failover=False):
+    """Check the deployed stack: instance specs over SSH, HTTP through the ALB; JUnit XML."""
+    _run(commands.verify, stack, env, json, failover)
+
+
+@task(help={**VERIFY_HELP, "failover": "fail one instance over during verify (default: on)"})
+def pipeline(c, stack=None, env=None, json=False, failover=True):
+    """bake → deploy → verify (with failover unless --no-failover); a pass/fail table."""
+    _run(commands.pipeline, stack, env, json, failover)
+
+
 @task(help=STACK_HELP)
 def destroy(c, stack=None, env=None, json=False):
     """Destroy every resource the stack deployed in the environment."""
@@ -63,5 +81,5 @@ def local_status(c, stack=None, env=None, json=False):
     _run(commands.local_status, stack, env, json)
 
 
-namespace = Collection(render, bake, deploy, destroy)
+namespace = Collection(render, bake, deploy, verify, pipeline, destroy)
 namespace.add_collection(Collection("local", local_up, local_down, local_status))

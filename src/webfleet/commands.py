@@ -17,6 +17,7 @@ from rich.table import Table
 
 from webfleet import bake as bake_stage
 from webfleet import deploy as deploy_stage
+from webfleet import verify as verify_stage
 from webfleet.cloud import region_settings
 from webfleet.config import DEFAULT_ENVIRONMENT, DEFAULT_STACK_FILE, EnvironmentStack, load_stack
 from webfleet.errors import WebfleetError
@@ -136,6 +137,79 @@ def destroy(stack_file: str | None, env_name: str | None, as_json: bool) -> None
         _emit_json({"environment": result.env_name, "destroyed": result.changes.destroy})
         return
     console.print(f"destroy: {result.env_name}: {result.changes.destroy} resources destroyed")
+
+
+def verify(stack_file: str | None, env_name: str | None, as_json: bool, failover: bool) -> None:
+    """Check the deployed environment; exit non-zero with the failed checks named."""
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            result = verify_stage.verify(stack, paths, progress, failover=failover)
+    _report_verify(result, paths, as_json, {})
+
+
+def pipeline(stack_file: str | None, env_name: str | None, as_json: bool, failover: bool) -> None:
+    """bake → deploy → verify, each stage on the previous one's artifacts; stops at a failure."""
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            progress.stage("pipeline", f"bake → deploy → verify ({stack.env_name})")
+            baked = bake_stage.bake(stack, paths, progress)
+            progress.note(f"baked {baked.ami_id} ({baked.name})", "bold")
+            deployed = deploy_stage.deploy(stack, paths, progress)
+            changes = deployed.changes
+            progress.note(
+                f"deployed: {changes.add} added, {changes.change} changed, "
+                f"{changes.destroy} destroyed; ALB {deployed.outputs.get('alb_dns_name')}",
+                "bold",
+            )
+            result = verify_stage.verify(stack, paths, progress, failover=failover)
+    stages = {
+        "bake": {"ami_id": baked.ami_id, "name": baked.name, "manifest": str(baked.manifest_path)},
+        "deploy": {"changes": vars(deployed.changes), "outputs": deployed.outputs},
+    }
+    _report_verify(result, paths, as_json, stages, title="pipeline")
+
+
+def _report_verify(
+    result: verify_stage.VerifyResult,
+    paths: ProjectPaths,
+    as_json: bool,
+    stages: dict[str, Any],
+    *,
+    title: str = "verify",
+) -> None:
+    summary = result.summary
+    if as_json:
+        _emit_json({**result.as_dict(), **({"stages": stages} if stages else {})})
+    else:
+        table = Table(
+            title=f"{title}: {result.env_name} ({result.alb_dns_name})", title_justify="left"
+        )
+        table.add_column("check", style="bold", overflow="fold")
+        table.add_column("target", overflow="fold")
+        table.add_column("result", no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        table.add_column("s", justify="right", no_wrap=True)
+        for check in result.checks:
+            outcome = {"passed": "[green]pass[/]", "failed": "[bold red]FAIL[/]"}.get(
+                check.outcome, "[yellow]skip[/]"
+            )
+            table.add_row(check.name, check.target, outcome, check.detail, f"{check.seconds:.1f}")
+        console.print(table)
+        console.print(
+            f"{summary.passed} passed, {summary.failed} failed, {summary.skipped} skipped "
+            f"in {result.seconds:.1f} s; JUnit XML: {_relative(result.junit_path, paths.root)}"
+        )
+    if not result.passed:
+        failed = result.failures()
+        lines = "\n".join(f"  - {check.describe()}" for check in failed)
+        errors.print(
+            f"[bold red]{title} failed:[/] {len(failed) or 'no'} check(s) failed"
+            + (f"\n{lines}" if lines else " (nothing was checked)"),
+            highlight=False,
+        )
+        raise CommandFailed(f"{title} failed")
 
 
 def _region(stack_file: str | None, env_name: str | None) -> RegionSettings:

@@ -82,7 +82,11 @@ class Image(Strict):
         "t3.micro"
     )
     base_ami: BaseAmi = Field(default_factory=BaseAmi)
+    # An existing EC2 key pair; without one, deploy makes "<app>-<env>-webfleet" from a key it
+    # generates under build/<env>/ssh/.
     key_name: str | None = None
+    # The AMI's login user: "admin" on Debian's AMIs (the base image).
+    ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "admin"
 
 
 class Subnet(Strict):
@@ -259,6 +263,34 @@ class Scaling(Strict):
     target_requests_per_target: Annotated[int, Field(ge=1)] | None = None
 
 
+class SshAccess(Strict):
+    """How verify reaches the instances over SSH in one environment."""
+
+    # The private key of image.key_name (relative to the stack file). Without image.key_name,
+    # webfleet uses the key it generated (build/<env>/ssh/) and this must be left out.
+    private_key_file: str | None = Field(default=None, min_length=1)
+    # Which address of an instance ssh connects to; "instance_id" is for a proxy_command such as
+    # SSM's. Default: private_ip for local environments and with a proxy_command, else public_ip.
+    address: Literal["private_ip", "public_ip", "instance_id"] | None = None
+    # An ssh ProxyCommand (%h host, %p port, %r user), e.g. a bastion's `ssh -W %h:%p bastion`
+    # or `aws ssm start-session --target %h --document-name AWS-StartSSHSession
+    # --parameters portNumber=%p`.
+    proxy_command: str | None = Field(default=None, min_length=1)
+    # Who may reach port 22 of the instances directly (e.g. your bastion's or runner's CIDR).
+    ingress_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("ingress_cidrs")
+    @classmethod
+    def _cidrs_are_networks(cls, values: list[str]) -> list[str]:
+        return [str(_ipv4_network(value)) for value in values]
+
+    @model_validator(mode="after")
+    def _instance_id_needs_a_proxy(self) -> Self:
+        if self.address == "instance_id" and self.proxy_command is None:
+            raise ValueError("address 'instance_id' needs a proxy_command (e.g. SSM's)")
+        return self
+
+
 class Environment(Strict):
     kind: Literal["local", "aws"]
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] = "us-east-1"
@@ -272,6 +304,7 @@ class Environment(Strict):
     desired_capacity: Annotated[int, Field(ge=0)] | None = None
     max_size: Annotated[int, Field(ge=1)] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    ssh: SshAccess = Field(default_factory=SshAccess)
 
     @model_validator(mode="after")
     def _profile_only_for_aws(self) -> Self:
@@ -316,6 +349,22 @@ class EnvironmentStack(Strict):
     def health_check_path(self) -> str:
         return self.load_balancer.health_check.path or self.app.health_check_path
 
+    @property
+    def ssh_address(self) -> Literal["private_ip", "public_ip", "instance_id"]:
+        """The instance address verify connects to over SSH."""
+        ssh = self.environment.ssh
+        if ssh.address is not None:
+            return ssh.address
+        if self.environment.kind == "local" or ssh.proxy_command is not None:
+            return "private_ip"
+        return "public_ip"
+
+    @property
+    def ssh_private_key_file(self) -> Path | None:
+        """The private key of image.key_name (from the stack), or None: webfleet's own key."""
+        name = self.environment.ssh.private_key_file
+        return None if name is None else (self.source.parent / name).resolve()
+
     def availability_zone(self, subnet: Subnet) -> str:
         return f"{self.environment.region}{subnet.zone}"
 
@@ -355,6 +404,14 @@ def _resolve(path: Path, stack: StackFile, env_name: str) -> EnvironmentStack:
         _check_sizes(fleet.min_size, fleet.desired_capacity, fleet.max_size)
     except ValueError as error:
         raise StackError(path, [f"environments.{env_name}: {error}"]) from None
+    if environment.ssh.private_key_file is not None and stack.image.key_name is None:
+        raise StackError(
+            path,
+            [
+                f"environments.{env_name}.ssh.private_key_file: only with image.key_name "
+                "(without it, webfleet makes the key pair and uses its own key)"
+            ],
+        )
     image = stack.image
     if environment.instance_type is not None:
         image = image.model_copy(update={"instance_type": environment.instance_type})

@@ -16,6 +16,7 @@ from webfleet.packer import MANIFEST_FILE, read_manifest
 from webfleet.paths import ProjectPaths
 from webfleet.progress import Progress
 from webfleet.render import render
+from webfleet.ssh_keys import GeneratedKey, ensure_key, key_pair_name
 from webfleet.stack_vars import terraform_variables, write_variables
 from webfleet.terraform import ChangeCounts, Terraform, Workspace, check_terraform
 from webfleet.tfconfig import check_cli_config
@@ -90,8 +91,15 @@ def _prepare(
         progress.note("no baked AMI (run `invoke bake`): instances boot the base image")
     else:
         progress.note(f"AMI {ami_id}: the newest bake ({MANIFEST_FILE})")
+    ssh_public_key = None
+    if stack.image.key_name is None:
+        key = ensure_ssh_key(stack, paths)
+        if key.created:
+            progress.note(f"SSH key for the instances: {key.private_key} (new)")
+        ssh_public_key = key.public_key
     write_variables(
-        paths.terraform_vars(stack.env_name), terraform_variables(stack, user_data, ami_id)
+        paths.terraform_vars(stack.env_name),
+        terraform_variables(stack, user_data, ami_id, ssh_public_key),
     )
     target = cloud_target(stack)
     if start_region:
@@ -102,6 +110,11 @@ def _prepare(
     progress.stage("init", "providers from the filesystem mirror")
     terraform.init()
     return terraform
+
+
+def ensure_ssh_key(stack: EnvironmentStack, paths: ProjectPaths) -> GeneratedKey:
+    """webfleet's SSH key of the environment (for stacks without image.key_name)."""
+    return ensure_key(paths.ssh_dir(stack.env_name), key_pair_name(stack.stack_name))
 
 
 def baked_ami(paths: ProjectPaths, env_name: str, *, region: str | None = None) -> str | None:

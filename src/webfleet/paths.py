@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUILD_DIR_ENV = "WEBFLEET_BUILD_DIR"
+PROJECT_DIR_ENV = "WEBFLEET_PROJECT_DIR"
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,14 @@ class ProjectPaths:
     def of_checkout(cls) -> ProjectPaths:
         """The checkout this package runs from (installed editable by scripts/bootstrap).
 
-        $WEBFLEET_BUILD_DIR moves the build directories elsewhere (CI artifacts, tests).
+        $WEBFLEET_BUILD_DIR moves the build directories elsewhere (CI artifacts, tests);
+        $WEBFLEET_PROJECT_DIR runs the stages on another copy of the project (app/, packer/,
+        templates/, user_data/, terraform/, tests/infra/), as the end-to-end tests do.
         """
         build_root = os.environ.get(BUILD_DIR_ENV)
-        return cls(Path(__file__).resolve().parents[2], Path(build_root) if build_root else None)
+        project = os.environ.get(PROJECT_DIR_ENV)
+        root = Path(project).resolve() if project else Path(__file__).resolve().parents[2]
+        return cls(root, Path(build_root) if build_root else None)
 
     @property
     def terraform_stack(self) -> Path:
@@ -52,3 +57,11 @@ class ProjectPaths:
 
     def deploy_outputs(self, env_name: str) -> Path:
         return self.build_dir(env_name) / "deploy-outputs.json"
+
+    def ssh_dir(self, env_name: str) -> Path:
+        """webfleet's generated SSH key of the environment (when the stack names no key pair)."""
+        return self.build_dir(env_name) / "ssh"
+
+    def verify_dir(self, env_name: str) -> Path:
+        """verify's reports: JUnit XML, the instance specs' own JUnit, ssh_config."""
+        return self.build_dir(env_name) / "verify"

@@ -10,9 +10,15 @@ from webfleet.config import EnvironmentStack, HttpsListener
 
 
 def terraform_variables(
-    stack: EnvironmentStack, user_data: str, ami_id: str | None = None
+    stack: EnvironmentStack,
+    user_data: str,
+    ami_id: str | None = None,
+    ssh_public_key: str | None = None,
 ) -> dict[str, Any]:
-    """Variables for terraform/stack; ami_id None means the newest base AMI matching the filter."""
+    """Variables for terraform/stack; ami_id None means the newest base AMI matching the filter.
+
+    ssh_public_key: webfleet's generated key, made a key pair when image.key_name is not set.
+    """
     lb = stack.load_balancer
     fleet = stack.asg
     return {
@@ -29,6 +35,8 @@ def terraform_variables(
         "base_ami": stack.image.base_ami.model_dump(),
         "instance_type": stack.image.instance_type,
         "key_name": stack.image.key_name,
+        "ssh_public_key": ssh_public_key if stack.image.key_name is None else None,
+        "ssh_ingress_cidrs": stack.environment.ssh.ingress_cidrs,
         "user_data": user_data,
         "load_balancer": {
             "http_port": lb.http.port,

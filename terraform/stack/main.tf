@@ -25,6 +25,9 @@ data "aws_ami" "base" {
 locals {
   ami_id = var.ami_id != null ? var.ami_id : data.aws_ami.base[0].id
 
+  # The stack's own key pair, or the one made from webfleet's generated key, or none.
+  key_name = var.key_name != null ? var.key_name : one(aws_key_pair.webfleet[*].key_name)
+
   https = var.load_balancer.https
   # Import the certificate into ACM only when PEM files are given and no ARN is.
   import_certificate = local.https != null && try(local.https.certificate_arn == null, false)
@@ -41,6 +44,14 @@ resource "aws_acm_certificate" "imported" {
     # A listener keeps using the old certificate until the new one exists.
     create_before_destroy = true
   }
+}
+
+# webfleet's generated key (build/<env>/ssh/), for stacks that name no key pair of their own.
+resource "aws_key_pair" "webfleet" {
+  count = var.key_name == null && var.ssh_public_key != null ? 1 : 0
+
+  key_name   = "${var.name}-webfleet"
+  public_key = var.ssh_public_key
 }
 
 module "network" {
@@ -87,8 +98,10 @@ module "asg" {
 
   image_id      = local.ami_id
   instance_type = var.instance_type
-  key_name      = var.key_name
+  key_name      = local.key_name
   user_data     = var.user_data
+
+  ssh_ingress_cidrs = var.ssh_ingress_cidrs
 
   min_size                  = var.asg.min_size
   max_size                  = var.asg.max_size

@@ -67,3 +67,8 @@ output "https_listener_arn" {
   description = "ARN of the HTTPS listener, or null when there is none."
   value       = module.alb.https_listener_arn
 }
+
+output "key_name" {
+  description = "EC2 key pair of the instances (var.key_name, or the one made from var.ssh_public_key), or null."
+  value       = local.key_name
+}

@@ -108,9 +108,31 @@ variable "instance_type" {
 }
 
 variable "key_name" {
-  description = "EC2 key pair for SSH, or null for none."
+  description = "Existing EC2 key pair for SSH, or null: then the key pair made from ssh_public_key (if given) is used."
   type        = string
   default     = null
+}
+
+variable "ssh_public_key" {
+  description = "OpenSSH public key to make the key pair \"<name>-webfleet\" from, used when key_name is null; null for none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ssh_public_key == null || can(regex("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) ", var.ssh_public_key))
+    error_message = "ssh_public_key must be an OpenSSH public key line (\"ssh-ed25519 AAAA... comment\"), or null."
+  }
+}
+
+variable "ssh_ingress_cidrs" {
+  description = "CIDR blocks allowed to reach port 22 of the instances (e.g. a bastion or CI runner); empty for none (SSM Session Manager needs none)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.ssh_ingress_cidrs : can(cidrhost(c, 0))])
+    error_message = "Each ssh_ingress_cidrs entry must be a valid IPv4 CIDR block."
+  }
 }
 
 variable "user_data" {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -62,3 +63,49 @@ def test_metadata_v1_is_refused_when_tokens_are_required(
         f"curl -s -H 'X-aws-ec2-metadata-token: {token}' {IMDS}/meta-data/instance-id"
     )
     assert v2.startswith("i-")
+
+
+def _user_data(host: Any) -> str:
+    """The instance's user data as EC2 serves it (IMDSv2), which anyone on the instance can read."""
+    token = host.check_output(
+        f"curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' {IMDS}/api/token"
+    )
+    result = host.run(f"curl -sf -H 'X-aws-ec2-metadata-token: {token}' {IMDS}/user-data")
+    assert result.rc == 0, f"no user data from the metadata service: {result.stderr}"
+    return str(result.stdout)
+
+
+# NAME=value (env files, shell) or NAME: value (YAML), with optional indentation and `export`.
+_ASSIGNMENT = re.compile(r"^\s*(?:-\s+)?(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*(?:=|:\s)\s*(.*)$")
+
+
+def test_user_data_holds_no_secret_values(host: Any, expected: dict[str, Any]) -> None:
+    """app.secrets names SSM parameters: the user data may carry those names, never a value.
+
+    Every assignment of a variable named in app.secrets must give exactly its parameter's name
+    (the references file the instance resolves at boot), and each reference must be there.
+    """
+    secrets: dict[str, str] = expected["secrets"]
+    if not secrets:
+        pytest.skip("the stack has no app.secrets")
+    user_data = _user_data(host)
+    assignments: dict[str, list[str]] = {}
+    for line in user_data.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match and match.group(1) in secrets:
+            value = match.group(2).strip().strip("'\"")
+            assignments.setdefault(match.group(1), []).append(value)
+    leaked = {
+        name: [value for value in values if value != secrets[name]]
+        for name, values in assignments.items()
+    }
+    leaked = {name: values for name, values in leaked.items() if values}
+    # Name the variables only: printing the values would leak them into the report.
+    assert not leaked, (
+        f"user data sets {', '.join(sorted(leaked))} to something else than its SSM parameter name"
+    )
+    missing = sorted(name for name in secrets if secrets[name] not in assignments.get(name, []))
+    assert not missing, (
+        f"user data has no reference for {', '.join(missing)} "
+        f"(expected NAME=/parameter lines for {expected['secrets_refs_path']})"
+    )

@@ -189,3 +189,57 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         load_stack(write(tmp_path, text))
     fields = {problem.split(":")[0] for problem in caught.value.problems}
     assert {"app.port", "app.colour"} <= fields
+
+
+# --- SSH access for verify: image.ssh_user, environments.<env>.ssh ---------------------------
+
+LOCAL_ENV = '\n[environments.local]\nkind = "local"\n'
+AWS_ENV = '\n[environments.aws]\nkind = "aws"\n'
+
+
+def test_ssh_defaults_debian_user_private_ip_locally_public_ip_on_aws(tmp_path: Path) -> None:
+    stack = load_stack(write(tmp_path, MINIMAL + LOCAL_ENV + AWS_ENV))
+    assert stack.image.ssh_user == "admin"
+    assert stack.ssh_address == "private_ip"
+    assert stack.ssh_private_key_file is None
+    assert stack.environment.ssh.ingress_cidrs == []
+    assert load_stack(write(tmp_path, MINIMAL + LOCAL_ENV + AWS_ENV), "aws").ssh_address == (
+        "public_ip"
+    )
+
+
+def test_ssh_fields_resolve_relative_to_the_stack_file(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[network]", '[image]\nkey_name = "ops"\n\n[network]') + (
+        AWS_ENV + 'ssh = { private_key_file = "keys/ops.pem", '
+        'proxy_command = "aws ssm start-session --target %h", address = "instance_id", '
+        'ingress_cidrs = ["10.0.0.0/8"] }\n'
+    )
+    stack = load_stack(write(tmp_path, text), "aws")
+    assert stack.ssh_private_key_file == (tmp_path / "keys" / "ops.pem").resolve()
+    assert stack.ssh_address == "instance_id"
+    assert stack.environment.ssh.ingress_cidrs == ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize(
+    ("ssh", "problem"),
+    [
+        ('{ address = "elastic_ip" }', "environments.aws.ssh.address: Input should be"),
+        ('{ address = "instance_id" }', "environments.aws.ssh: address 'instance_id' needs a"),
+        ('{ ingress_cidrs = ["10.0.0.300/8"] }', "environments.aws.ssh.ingress_cidrs"),
+        ("{ port = 2222 }", "environments.aws.ssh.port: unknown key"),
+        (
+            '{ private_key_file = "k.pem" }',
+            "environments.aws.ssh.private_key_file: only with image.key_name",
+        ),
+    ],
+)
+def test_ssh_errors_name_the_field(tmp_path: Path, ssh: str, problem: str) -> None:
+    with pytest.raises(StackError) as error:
+        load_stack(write(tmp_path, MINIMAL + AWS_ENV + f"ssh = {ssh}\n"), "aws")
+    assert problem in str(error.value)
+
+
+def test_ssh_user_must_be_a_user_name(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[network]", '[image]\nssh_user = "root; rm"\n\n[network]')
+    with pytest.raises(StackError, match=r"image\.ssh_user"):
+        load_stack(write(tmp_path, text))

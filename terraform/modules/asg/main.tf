@@ -28,6 +28,19 @@ resource "aws_vpc_security_group_ingress_rule" "app_from_alb" {
   tags = var.tags
 }
 
+resource "aws_vpc_security_group_ingress_rule" "ssh" {
+  for_each = toset(var.ssh_ingress_cidrs)
+
+  security_group_id = aws_security_group.app.id
+  description       = "SSH from ${each.value}"
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  cidr_ipv4         = each.value
+
+  tags = var.tags
+}
+
 resource "aws_vpc_security_group_egress_rule" "all" {
   security_group_id = aws_security_group.app.id
   description       = "All outbound traffic"

@@ -65,6 +65,17 @@ variable "key_name" {
   default     = null
 }
 
+variable "ssh_ingress_cidrs" {
+  description = "CIDR blocks allowed to reach port 22 of the instances (a bastion, a CI runner); empty for none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.ssh_ingress_cidrs : can(cidrhost(c, 0))])
+    error_message = "Each ssh_ingress_cidrs entry must be a valid IPv4 CIDR block."
+  }
+}
+
 variable "user_data" {
   description = "Rendered cloud-init user data, as plain text; the module base64-encodes it for the launch template."
   type        = string
