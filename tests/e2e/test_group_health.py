@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Sandbox
-from tests.e2e.test_load_balancer import USER_DATA, health, wait_for
+from tests.e2e.test_load_balancer import USER_DATA, health, wait_for, web_balancer
 from webfleet.cloud import region_settings
 from webfleet.localregion import daemon
 from webfleet.localregion.baseimage import ensure_base_image
@@ -39,28 +39,9 @@ def group(sandbox: Sandbox, region: RegionSettings) -> dict[str, Any]:
         key=lambda s: s["AvailabilityZone"],
     )[:2]
     vpc_id = subnets[0]["VpcId"]
-    group_arn = elbv2.create_target_group(
-        Name="app",
-        Protocol="HTTP",
-        Port=8000,
-        VpcId=vpc_id,
-        HealthCheckPath="/healthz",
-        HealthCheckIntervalSeconds=5,
-        HealthCheckTimeoutSeconds=2,
-        HealthyThresholdCount=2,
-        UnhealthyThresholdCount=2,
-    )["TargetGroups"][0]["TargetGroupArn"]
-    # A replaced instance drains for this long, then leaves the group's target health.
-    elbv2.modify_target_group_attributes(
-        TargetGroupArn=group_arn,
-        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5"}],
-    )
-    alb = elbv2.create_load_balancer(Name="app", Subnets=[s["SubnetId"] for s in subnets])
-    elbv2.create_listener(
-        LoadBalancerArn=alb["LoadBalancers"][0]["LoadBalancerArn"],
-        Protocol="HTTP",
-        Port=80,
-        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
+    # A replaced instance drains for 5 s, then leaves the group's target health.
+    group_arn, _alb, _listener = web_balancer(
+        elbv2, "app", vpc_id, [s["SubnetId"] for s in subnets], deregistration_delay=5
     )
     ec2.create_launch_template(
         LaunchTemplateName="app",

@@ -54,6 +54,38 @@ def wait_for(what: str, condition: Callable[[], bool], seconds: float = WAIT_SEC
     return time.monotonic() - started
 
 
+def web_balancer(
+    elbv2: Any, name: str, vpc_id: str, subnet_ids: list[str], deregistration_delay: int
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(target group ARN, ALB, listener): a group on :8000 checking /healthz every 5 s (2 to
+    turn healthy or unhealthy), behind an ALB forwarding HTTP :80 to it."""
+    group_arn = elbv2.create_target_group(
+        Name=name,
+        Protocol="HTTP",
+        Port=8000,
+        VpcId=vpc_id,
+        HealthCheckPath="/healthz",
+        HealthCheckIntervalSeconds=5,
+        HealthCheckTimeoutSeconds=2,
+        HealthyThresholdCount=2,
+        UnhealthyThresholdCount=2,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=group_arn,
+        Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(deregistration_delay)}
+        ],
+    )
+    alb = elbv2.create_load_balancer(Name=name, Subnets=subnet_ids)["LoadBalancers"][0]
+    listener = elbv2.create_listener(
+        LoadBalancerArn=alb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
+    )["Listeners"][0]
+    return group_arn, alb, listener
+
+
 @pytest.fixture(scope="module")
 def region(sandbox: Sandbox) -> RegionSettings:
     settings = region_settings(sandbox.stack())
@@ -75,28 +107,9 @@ def balancer(region: RegionSettings, clients: tuple[Any, Any]) -> dict[str, Any]
     ids = [instance["InstanceId"] for instance in instances["Instances"]]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["DefaultForAz"]]
     vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
-    group_arn = elbv2.create_target_group(
-        Name="web",
-        Protocol="HTTP",
-        Port=8000,
-        VpcId=vpc["VpcId"],
-        HealthCheckPath="/healthz",
-        HealthCheckIntervalSeconds=5,
-        HealthCheckTimeoutSeconds=2,
-        HealthyThresholdCount=2,
-        UnhealthyThresholdCount=2,
-    )["TargetGroups"][0]["TargetGroupArn"]
-    elbv2.modify_target_group_attributes(
-        TargetGroupArn=group_arn,
-        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}],
+    group_arn, alb, listener = web_balancer(
+        elbv2, "web", vpc["VpcId"], subnets[:2], deregistration_delay=30
     )
-    alb = elbv2.create_load_balancer(Name="web", Subnets=subnets[:2])["LoadBalancers"][0]
-    listener = elbv2.create_listener(
-        LoadBalancerArn=alb["LoadBalancerArn"],
-        Protocol="HTTP",
-        Port=80,
-        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
-    )["Listeners"][0]
     elbv2.create_rule(
         ListenerArn=listener["ListenerArn"],
         Priority=10,
@@ -144,8 +157,12 @@ def test_targets_go_from_initial_to_healthy(
 
 
 def test_the_dns_name_resolves_to_the_balancer_and_requests_alternate(
-    region: RegionSettings, balancer: dict[str, Any]
+    region: RegionSettings, clients: tuple[Any, Any], balancer: dict[str, Any]
 ) -> None:
+    wait_for(
+        "both targets healthy",
+        lambda: set(health(clients[1], balancer["group"]).values()) == {"healthy"},
+    )
     block = HostsBlock(default_hosts_file(), f"webfleet region {region_tag(region.state_dir)}")
     assert balancer["dns"] in block.entries()
     answers = [get(f"http://{balancer['dns']}/") for _ in range(6)]
@@ -166,6 +183,10 @@ def test_a_target_whose_health_check_fails_turns_unhealthy_and_gets_no_traffic(
 ) -> None:
     _, elbv2 = clients
     broken, working = balancer["ids"]
+    wait_for(
+        "both targets healthy",
+        lambda: set(health(elbv2, balancer["group"]).values()) == {"healthy"},
+    )
     machines = MachineRuntime(region.state_dir)
     machines.run_in(broken, ["rm", "/srv/www/healthz"])  # the page still answers; health 404s
     wait_for(

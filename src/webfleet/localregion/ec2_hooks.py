@@ -7,7 +7,6 @@ to moto untouched while no component is active.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from moto.ec2.models.instances import MetadataOptions
 from moto.ec2.responses.general import General
 
 from webfleet.localregion.instances import LaunchRequest, machine_spec
+from webfleet.localregion.model_hooks import HookSlot
 
 if TYPE_CHECKING:
     from webfleet.localregion.instances import InstanceMachines
@@ -28,30 +28,8 @@ if TYPE_CHECKING:
 # GetConsoleOutput returns the most recent 64 KB, as on EC2.
 CONSOLE_OUTPUT_BYTES = 64 * 1024
 
-_active: InstanceMachines | None = None
-_patch_lock = threading.Lock()
-_patched = False
 
-
-def install(machines: InstanceMachines) -> None:
-    global _active
-    with _patch_lock:
-        _patch_once()
-        _active = machines
-
-
-def uninstall(machines: InstanceMachines) -> None:
-    global _active
-    with _patch_lock:
-        if _active is machines:
-            _active = None
-
-
-def _patch_once() -> None:
-    global _patched
-    if _patched:
-        return
-    _patched = True
+def _patch() -> None:
     _hook_run_instances()
     _hook_instance_states()
     _hook_terminate()
@@ -60,6 +38,11 @@ def _patch_once() -> None:
     _hook_console_output()
     _hook_vpcs()
     _no_public_addresses()
+
+
+_slot: HookSlot[InstanceMachines] = HookSlot(_patch)
+install = _slot.install
+uninstall = _slot.uninstall
 
 
 # --- RunInstances ---------------------------------------------------------------------------------
@@ -76,7 +59,7 @@ def _hook_run_instances() -> None:
         security_group_names: list[str],
         **kwargs: Any,
     ) -> Any:
-        machines = _active
+        machines = _slot.active
         if machines is None:
             return original(self, image_id, count, user_data, security_group_names, **kwargs)
         template = _launch_template_data(self, kwargs)
@@ -158,7 +141,7 @@ def _hook_instance_states() -> None:
             _action: str = action,
         ) -> Any:
             changed = _original(self, instance_ids)
-            machines = _active
+            machines = _slot.active
             if machines is not None:
                 for instance, _previous in changed:
                     getattr(machines, _action)(instance)
@@ -172,7 +155,7 @@ def _hook_terminate() -> None:
 
     def terminate_instances(self: EC2Backend, instance_ids: list[str]) -> Any:
         changed = original(self, instance_ids)
-        machines = _active
+        machines = _slot.active
         if machines is not None:
             for instance, _previous in changed:
                 release = _hold_address(self, instance)
@@ -212,14 +195,14 @@ def _hook_images() -> None:
         tag_specifications: list[dict[str, Any]],
     ) -> Any:
         image = original_create(self, instance_id, name, description, tag_specifications)
-        machines = _active
+        machines = _slot.active
         if machines is not None:
             machines.create_image(instance_id, image)
         return image
 
     def deregister_image(self: EC2Backend, ami_id: str) -> None:
         original_deregister(self, ami_id)
-        machines = _active
+        machines = _slot.active
         if machines is not None:
             machines.deregister_image(ami_id)
 
@@ -237,7 +220,7 @@ def _hook_metadata_options() -> None:
         self: EC2Backend, instance_id: str, *args: Any, **kwargs: Any
     ) -> Any:
         options = original(self, instance_id, *args, **kwargs)
-        machines = _active
+        machines = _slot.active
         if machines is not None:
             # moto stores None for what the request left out; EC2 keeps the current value.
             instance = self.get_instance(instance_id)
@@ -257,7 +240,7 @@ def _hook_console_output() -> None:
     original = General.get_console_output
 
     def get_console_output(self: General) -> ActionResult:
-        machines = _active
+        machines = _slot.active
         instance_id = self._get_param("InstanceId")
         output = None if machines is None else machines.console_output(instance_id)
         if output is None:
@@ -284,14 +267,14 @@ def _hook_vpcs() -> None:
 
     def create_vpc(self: EC2Backend, *args: Any, **kwargs: Any) -> Any:
         vpc = original_create(self, *args, **kwargs)
-        machines = _active
+        machines = _slot.active
         if machines is not None:
             machines.guards.guard(vpc.id, vpc.cidr_block)
         return vpc
 
     def delete_vpc(self: EC2Backend, vpc_id: str) -> Any:
         vpc = original_delete(self, vpc_id)
-        machines = _active
+        machines = _slot.active
         if machines is not None:
             machines.guards.unguard(vpc_id)
         return vpc
@@ -308,7 +291,7 @@ def _no_public_addresses() -> None:
     original = NetworkInterface.check_auto_public_ip
 
     def check_auto_public_ip(self: NetworkInterface) -> None:
-        if _active is None:
+        if _slot.active is None:
             original(self)
 
     NetworkInterface.check_auto_public_ip = check_auto_public_ip  # type: ignore[method-assign]

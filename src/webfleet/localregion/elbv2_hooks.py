@@ -8,7 +8,6 @@ reconciler at once.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup, e
 
 from webfleet.localregion.alb_snapshot import BalancerRecord, balancer_record
 from webfleet.localregion.haproxy_config import Target
+from webfleet.localregion.model_hooks import HookSlot
 
 if TYPE_CHECKING:
     from webfleet.localregion.load_balancers import LoadBalancerRuntime
@@ -43,30 +43,8 @@ CHANGING_CALLS = (
     "deregister_targets",
 )
 
-_active: LoadBalancerRuntime | None = None
-_lock = threading.Lock()
-_patched = False
 
-
-def install(runtime: LoadBalancerRuntime) -> None:
-    global _active
-    with _lock:
-        _patch_once()
-        _active = runtime
-
-
-def uninstall(runtime: LoadBalancerRuntime) -> None:
-    global _active
-    with _lock:
-        if _active is runtime:
-            _active = None
-
-
-def _patch_once() -> None:
-    global _patched
-    if _patched:
-        return
-    _patched = True
+def _patch() -> None:
     for name in CHANGING_CALLS:
         original = getattr(ELBv2Backend, name, None)
         if original is not None:
@@ -74,10 +52,15 @@ def _patch_once() -> None:
     _hook_target_health()
 
 
+_slot: HookSlot[LoadBalancerRuntime] = HookSlot(_patch)
+install = _slot.install
+uninstall = _slot.uninstall
+
+
 def _waking(original: Callable[..., Any]) -> Callable[..., Any]:
     def call(self: ELBv2Backend, *args: Any, **kwargs: Any) -> Any:
         result = original(self, *args, **kwargs)
-        runtime = _active
+        runtime = _slot.active
         if runtime is not None:
             runtime.changed()
         return result
@@ -89,10 +72,12 @@ def _hook_target_health() -> None:
     original = FakeTargetGroup.health_for
 
     def health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> Any:
-        runtime = _active
+        runtime = _slot.active
         if runtime is None:
             return original(self, target, ec2_backend)
-        health = runtime.target_health(self.arn, target["Id"])
+        health = runtime.target_health(
+            self.arn, target["Id"], attached=bool(getattr(self, "load_balancer_arns", []))
+        )
         registered = self.targets.get(target["Id"])
         if registered is None and health.state != "draining":
             return original(self, target, ec2_backend)  # not registered: moto says so

@@ -18,7 +18,6 @@ import ipaddress
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -36,7 +35,7 @@ from webfleet.localregion.haproxy_config import (
 )
 from webfleet.localregion.hosts_file import HostsBlock, default_hosts_file
 from webfleet.localregion.network import region_tag
-from webfleet.localregion.processes import is_alive, wait_until
+from webfleet.localregion.processes import is_alive, stop_process, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +223,7 @@ class LoadBalancerRuntime:
     def _stop_balancer(self, running: _Running) -> None:
         pid = _haproxy_pid(running)
         if pid is not None:
-            _terminate(pid)
+            stop_process(pid, _STOP_SECONDS, name="HAProxy")
         shutil.rmtree(running.directory, ignore_errors=True)
 
     # --- addresses, certificates, draining ------------------------------------------------------
@@ -283,8 +282,11 @@ class LoadBalancerRuntime:
 
     # --- target health --------------------------------------------------------------------------
 
-    def target_health(self, target_group_arn: str, instance_id: str) -> TargetHealth:
-        """What HAProxy sees of a registered target, in ELB's terms."""
+    def target_health(
+        self, target_group_arn: str, instance_id: str, attached: bool = True
+    ) -> TargetHealth:
+        """What HAProxy sees of a registered target, in ELB's terms. attached: a load balancer
+        forwards to the group (moto's records), whether or not its HAProxy runs yet."""
         with self._lock:
             if instance_id in self._draining.get(target_group_arn, {}):
                 return TargetHealth(
@@ -300,7 +302,7 @@ class LoadBalancerRuntime:
                         continue
                     return _health_from_row(row, (row["pxname"], instance_id) in running.seen_up)
             served = any(target_group_arn in r.backends.values() for r in self._running.values())
-        if not served:
+        if not served and not attached:
             return TargetHealth(
                 "unused",
                 "Target.NotInUse",
@@ -310,7 +312,7 @@ class LoadBalancerRuntime:
             return TargetHealth(
                 "unused", "Target.InvalidState", "Target is in the stopped or terminated state"
             )
-        # Registered a moment ago: the next reconcile (within a second) adds its server.
+        # Registered (or attached) a moment ago: the next reconcile, within a second, adds it.
         return TargetHealth(
             "initial", "Elb.RegistrationInProgress", "Target registration is in progress"
         )
@@ -404,14 +406,6 @@ def _haproxy_pid(running: _Running) -> int | None:
     return pid
 
 
-def _terminate(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not wait_until(lambda: not is_alive(pid), _STOP_SECONDS):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 def _command(stats_socket: Path, command: str) -> str:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -476,6 +470,6 @@ def _hosts_block(state_dir: Path, hosts_file: Path | None = None) -> HostsBlock:
 
 def _remove(directory: Path, hosts: HostsBlock) -> None:
     for pid in haproxy_processes(directory):
-        _terminate(pid)
+        stop_process(pid, _STOP_SECONDS, name="HAProxy")
     hosts.remove()
     shutil.rmtree(directory, ignore_errors=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.imds import InstanceRecord, read_registry, write_registry
-from webfleet.localregion.processes import is_alive, wait_until
+from webfleet.localregion.processes import is_alive, stop_process, wait_until
 
 IMDS_ADDRESS = "169.254.169.254"
 NETNS_DIR = Path("/run/netns")
@@ -130,6 +130,7 @@ class VpcNetwork:
             json.dumps({"vpc_id": self.vpc_id, "subnets": [str(s) for s in self.subnets]}),
             encoding="utf-8",
         )
+        self._check_subnets_are_free()
         if not link_exists(self.bridge):
             ip("link", "add", self.bridge, "type", "bridge")
         ip("link", "set", self.bridge, "alias", self.alias)
@@ -138,6 +139,20 @@ class VpcNetwork:
             ip("address", "replace", f"{gateway}/{subnet.prefixlen}", "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
         self._ensure_imds()
+
+    def _check_subnets_are_free(self) -> None:
+        """Refuse a subnet the host already routes elsewhere (another region's VPC with the same
+        CIDR, or a real network): its machines would be unreachable, or worse, reach that."""
+        for subnet in self.subnets:
+            routes = json.loads(ip("-json", "route", "show", "exact", str(subnet)).stdout or "[]")
+            for route in routes:
+                device = route.get("dev")
+                if device and device != self.bridge:
+                    raise LocalRegionError(
+                        f"subnet {subnet} of {self.vpc_id} is already routed via {device} on "
+                        "this host (another local region running a VPC with the same CIDR?): "
+                        "stop that region, or use another CIDR"
+                    )
 
     def _ensure_imds(self) -> None:
         ensure_netns(self.imds_netns)
@@ -224,22 +239,13 @@ class VpcNetwork:
         """Stop the metadata service, delete its netns and the bridge. Gone already is fine."""
         pid = self.imds_pid()
         if pid is not None:
-            _kill(pid)
+            stop_process(pid, _KILL_WAIT_SECONDS, name="metadata server")
         delete_netns(self.imds_netns)
         if link_exists(self.bridge):
             ip("link", "del", self.bridge, check=False)
         for path in (self._imds_pid_file, self._imds_ready, self.registry):
             path.unlink(missing_ok=True)
         (self.directory / "network.json").unlink(missing_ok=True)
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not wait_until(lambda: not is_alive(pid), _KILL_WAIT_SECONDS):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not is_alive(pid), _KILL_WAIT_SECONDS)
 
 
 def _imds_processes(networks: Path) -> list[int]:
@@ -267,7 +273,7 @@ def remove_region_networks(state_dir: Path) -> None:
                 VpcNetwork(state_dir, data["vpc_id"], data["subnets"]).teardown()
     # Metadata servers whose pid file was lost (a crash between spawn and write): by cmdline.
     for pid in _imds_processes(networks):
-        _kill(pid)
+        stop_process(pid, _KILL_WAIT_SECONDS, name="metadata server")
     prefix = netns_prefix(state_dir)
     if NETNS_DIR.is_dir():
         for entry in sorted(NETNS_DIR.iterdir()):

@@ -78,7 +78,9 @@ def is_region_daemon(pid: int, state_dir: Path) -> bool:
     return MODULE in args and "serve" in args and str(state_dir) in args
 
 
-def stop_daemon(pid: int, grace_seconds: float, kill_seconds: float = 5.0) -> bool:
+def stop_process(
+    pid: int, grace_seconds: float, kill_seconds: float = 5.0, name: str = "process"
+) -> bool:
     """SIGTERM, then SIGKILL after the grace period; True when SIGKILL was needed."""
     signal_quietly(pid, signal.SIGTERM)
     if wait_until(lambda: not is_alive(pid), grace_seconds):
@@ -87,9 +89,14 @@ def stop_daemon(pid: int, grace_seconds: float, kill_seconds: float = 5.0) -> bo
     if wait_until(lambda: not is_alive(pid), kill_seconds):
         return True
     raise LocalRegionError(
-        f"The local region daemon (pid {pid}) survived SIGKILL for {kill_seconds:.0f} s; it is "
-        f"probably stuck in the kernel. Check `ps -o pid,stat,wchan -p {pid}` and retry `down`."
+        f"The {name} (pid {pid}) survived SIGKILL for {kill_seconds:.0f} s; it is probably "
+        f"stuck in the kernel. Check `ps -o pid,stat,wchan -p {pid}` and retry `down`."
     )
+
+
+def stop_daemon(pid: int, grace_seconds: float) -> bool:
+    """Stop the region's daemon: stop_process with its name in the error."""
+    return stop_process(pid, grace_seconds, name="local region daemon")
 
 
 def wait_until(
