@@ -30,7 +30,12 @@ class HostsBlock:
         self._lock = threading.Lock()
 
     def write(self, names: Mapping[str, str]) -> None:
-        """Make the block map each name to its address (an empty mapping removes the block)."""
+        """Make the block map each name to its address (an empty mapping removes the block).
+
+        Unchanged entries are not rewritten: a rewrite in place is briefly a truncated file to a
+        resolver reading it at that moment (measured: one lookup failed during failover)."""
+        if self.entries() == dict(names) and (names or self._begin not in self._read_lines()):
+            return
         lines = [f"{address} {name}" for name, address in sorted(names.items())]
         block = [self._begin, *lines, self._end] if lines else []
         self._update(lambda kept: kept + block)
