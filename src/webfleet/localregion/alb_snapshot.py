@@ -38,7 +38,7 @@ class BalancerRecord:
 AddressOf = Callable[[str], "str | None"]
 # certificate ARN → path of a PEM file with the certificate chain and key
 CertificateFile = Callable[[str], "str | None"]
-# (target group ARN, instance id) → targets still draining after their deregistration
+# target group ARN → its targets still draining after their deregistration
 Draining = Callable[[str], Iterable[Target]]
 
 

@@ -10,13 +10,11 @@ checks see, reported in ELB's terms (initial, healthy, unhealthy, draining).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import ipaddress
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -35,7 +33,12 @@ from webfleet.localregion.haproxy_config import (
 )
 from webfleet.localregion.hosts_file import HostsBlock, default_hosts_file
 from webfleet.localregion.network import region_tag
-from webfleet.localregion.processes import is_alive, stop_process, wait_until
+from webfleet.localregion.processes import (
+    live_pid_from_file,
+    processes_named_with_files_under,
+    stop_process,
+    wait_until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -396,14 +399,7 @@ def _run_haproxy(running: _Running, extra: list[str]) -> None:
 
 
 def _haproxy_pid(running: _Running) -> int | None:
-    try:
-        pid = int(running.pid_file.read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
-        return None
-    if os.fsencode(running.config_file) not in cmdline.split(b"\0") or not is_alive(pid):
-        return None
-    return pid
+    return live_pid_from_file(running.pid_file, running.config_file)
 
 
 def _command(stats_socket: Path, command: str) -> str:
@@ -437,19 +433,7 @@ def _stat_rows(stats_socket: Path) -> list[dict[str, str]]:
 
 def haproxy_processes(directory: Path) -> list[int]:
     """HAProxy processes running a configuration under directory (found by command line)."""
-    prefix = os.fsencode(str(directory)) + b"/"
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-                if (
-                    args
-                    and os.path.basename(args[0]) == b"haproxy"
-                    and any(arg.startswith(prefix) for arg in args)
-                ):
-                    found.append(int(entry))
-    return [pid for pid in found if is_alive(pid)]
+    return processes_named_with_files_under(HAPROXY, directory)
 
 
 def remove_load_balancers(state_dir: Path) -> None:

@@ -24,7 +24,13 @@ from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.imds import InstanceRecord, read_registry, write_registry
-from webfleet.localregion.processes import is_alive, stop_process, wait_until
+from webfleet.localregion.processes import (
+    is_alive,
+    live_pid_from_file,
+    processes_named_with_files_under,
+    stop_process,
+    wait_until,
+)
 
 IMDS_ADDRESS = "169.254.169.254"
 NETNS_DIR = Path("/run/netns")
@@ -197,14 +203,7 @@ class VpcNetwork:
 
     def imds_pid(self) -> int | None:
         """The live metadata server of this VPC, checked by its command line naming our file."""
-        try:
-            pid = int(self._imds_pid_file.read_text(encoding="utf-8"))
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        if os.fsencode(self.registry) not in cmdline or not is_alive(pid):
-            return None
-        return pid
+        return live_pid_from_file(self._imds_pid_file, self.registry)
 
     def register(self, record: InstanceRecord) -> None:
         records = read_registry(self.registry)
@@ -248,21 +247,6 @@ class VpcNetwork:
         (self.directory / "network.json").unlink(missing_ok=True)
 
 
-def _imds_processes(networks: Path) -> list[int]:
-    found: list[int] = []
-    prefix = str(networks.absolute()) + "/"
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            with contextlib.suppress(OSError):
-                args = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-                parts = args.split("\0")
-                if "webfleet.localregion.imds" in parts and any(
-                    part.startswith(prefix) for part in parts
-                ):
-                    found.append(int(entry))
-    return [pid for pid in found if is_alive(pid)]
-
-
 def remove_region_networks(state_dir: Path) -> None:
     """Everything network a region of state_dir made, found by name and alias, not by records."""
     networks = state_dir / "networks"
@@ -272,7 +256,7 @@ def remove_region_networks(state_dir: Path) -> None:
                 data = json.loads(recorded.read_text(encoding="utf-8"))
                 VpcNetwork(state_dir, data["vpc_id"], data["subnets"]).teardown()
     # Metadata servers whose pid file was lost (a crash between spawn and write): by cmdline.
-    for pid in _imds_processes(networks):
+    for pid in processes_named_with_files_under("webfleet.localregion.imds", networks):
         stop_process(pid, _KILL_WAIT_SECONDS, name="metadata server")
     prefix = netns_prefix(state_dir)
     if NETNS_DIR.is_dir():

@@ -1,4 +1,4 @@
-"""Starting, recognising and stopping the region's daemon process."""
+"""Starting, recognising and stopping the region's processes (the daemon and its helpers)."""
 
 from __future__ import annotations
 
@@ -125,3 +125,34 @@ def _reap_if_our_child(pid: int) -> None:
     # A daemon started by this very process lingers as our zombie until waited for.
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def live_pid_from_file(pid_file: Path, argument: Path) -> int | None:
+    """The pid in pid_file (its first word), only if that process lives and its command line
+    names argument: a pid file outlives its process, and pids are reused."""
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").split()[0])
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return None
+    if os.fsencode(argument) not in args or not is_alive(pid):
+        return None
+    return pid
+
+
+def processes_named_with_files_under(name: str, directory: Path) -> list[int]:
+    """Live processes (never this one) with an argument called name (a program or a module)
+    and an argument naming a path under directory: found by command line when no pid file is
+    left to say so (a crash between spawn and writing it)."""
+    prefix = os.fsencode(str(directory.absolute())) + b"/"
+    wanted = os.fsencode(name)
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            with contextlib.suppress(OSError):
+                args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+                if any(os.path.basename(arg) == wanted for arg in args) and any(
+                    arg.startswith(prefix) for arg in args
+                ):
+                    found.append(int(entry))
+    return [pid for pid in found if is_alive(pid)]
