@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from webfleet.adopt import find_orphans
 from webfleet.cloud import CloudTarget, cloud_target, region_settings
 from webfleet.config import EnvironmentStack
 from webfleet.errors import WebfleetError
@@ -20,6 +22,10 @@ from webfleet.ssh_keys import GeneratedKey, ensure_key, key_pair_name
 from webfleet.stack_vars import terraform_variables, write_variables
 from webfleet.terraform import ChangeCounts, Terraform, Workspace, check_terraform
 from webfleet.tfconfig import check_cli_config
+
+# An adopted load balancer makes its listeners' keys known, which may reveal orphaned listeners,
+# whose rules the next round finds: LB → listener → rule is the longest chain.
+ADOPTION_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,16 @@ def deploy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> 
     """Render, then plan and apply the whole stack; a stack already in shape is left untouched."""
     terraform = _prepare(stack, paths, progress)
     plan_file = paths.build_dir(stack.env_name) / "deploy.tfplan"
+    var_file = paths.terraform_vars(stack.env_name)
     progress.stage("plan")
-    plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file)
+    plan = terraform.plan(var_file, plan_file)
+    for _ in range(ADOPTION_ROUNDS):
+        if plan.exit_code == 0:
+            break
+        if not _adopt_orphans(terraform, stack, var_file, plan_file, progress):
+            break
+        progress.stage("plan", "again, with the adopted resources")
+        plan = terraform.plan(var_file, plan_file)
     changes = plan.changes
     if plan.exit_code == 0:
         progress.note("no changes: the deployed stack already matches the stack file", "green")
@@ -55,6 +69,24 @@ def deploy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> 
     outputs_path = paths.deploy_outputs(stack.env_name)
     outputs_path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
     return DeployResult(stack.env_name, changes, outputs)
+
+
+def _adopt_orphans(
+    terraform: Terraform,
+    stack: EnvironmentStack,
+    var_file: Path,
+    plan_file: Path,
+    progress: Progress,
+) -> bool:
+    """Import what an interrupted run created but did not record; True if anything was."""
+    orphans = find_orphans(cloud_target(stack), terraform.show_plan(plan_file))
+    for orphan in orphans:
+        progress.note(
+            f"adopting {orphan.address} ({orphan.import_id}): created by an interrupted run",
+            "yellow",
+        )
+        terraform.import_resource(var_file, orphan.address, orphan.import_id)
+    return bool(orphans)
 
 
 def destroy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> DestroyResult:
@@ -106,7 +138,7 @@ def _prepare(
         start_local_region(stack, progress)
         if ami_id is not None:
             _check_image_exists(target, ami_id)
-    terraform = Terraform(_workspace(paths, stack, target), progress.terraform_event)
+    terraform = Terraform(workspace(paths, stack, target), progress.terraform_event)
     progress.stage("init", "providers from the filesystem mirror")
     terraform.init()
     return terraform
@@ -156,7 +188,7 @@ def start_local_region(stack: EnvironmentStack, progress: Progress) -> None:
     daemon.up(settings, on_progress=progress.note)
 
 
-def _workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget) -> Workspace:
+def workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget) -> Workspace:
     return Workspace(
         config_dir=paths.terraform_stack,
         data_dir=paths.terraform_data_dir(stack.env_name),

@@ -117,18 +117,42 @@ class Terraform:
         )
 
     def outputs(self) -> dict[str, Any]:
+        raw: dict[str, dict[str, Any]] = json.loads(self._capture("output", ["-json"]) or "{}")
+        return {name: value["value"] for name, value in raw.items()}
+
+    def show_plan(self, plan_file: Path) -> dict[str, Any]:
+        """The saved plan as Terraform's JSON plan representation."""
+        plan: dict[str, Any] = json.loads(self._capture("show", ["-json", str(plan_file)]))
+        return plan
+
+    def import_resource(self, var_file: Path, address: str, import_id: str) -> None:
+        """Record an existing resource in the state under address (`terraform import`)."""
+        self._capture(
+            "import",
+            [
+                "-input=false",
+                f"-lock-timeout={LOCK_TIMEOUT}",
+                f"-var-file={var_file}",
+                address,
+                import_id,
+            ],
+        )
+
+    def _capture(self, command: str, args: list[str]) -> str:
+        """Run a short command that has no JSON stream; its stdout, or a TerraformError."""
         completed = subprocess.run(
-            [self.workspace.binary, "output", "-json"],
+            [self.workspace.binary, command, *args],
             cwd=self.workspace.config_dir,
             env=self._environment(),
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             check=False,
         )
         if completed.returncode != 0:
-            raise TerraformError(f"terraform output failed:\n{completed.stderr.strip()}")
-        raw: dict[str, dict[str, Any]] = json.loads(completed.stdout or "{}")
-        return {name: value["value"] for name, value in raw.items()}
+            detail = completed.stderr.strip() or completed.stdout.strip()
+            raise TerraformError(f"terraform {command} failed:\n{detail}")
+        return completed.stdout
 
     def has_state(self) -> bool:
         """True if the state records any resource (a destroyed stack's state holds none)."""

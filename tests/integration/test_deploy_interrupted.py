@@ -2,6 +2,8 @@
 
 Runs the real `invoke` command line against a local region of the test's own; interrupts it
 while Terraform is creating the load balancer; re-runs; then counts what exists through boto3.
+Where the interrupt lands decides whether the load balancer is recorded; the adoption test makes
+the unlucky case (created in the cloud, missing from the state) happen every time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, Sandbox
+from webfleet import deploy
 from webfleet.paths import BUILD_DIR_ENV
 
 pytestmark = pytest.mark.integration
@@ -110,6 +113,61 @@ def test_interrupted_deploy_converges_on_rerun(clean_sandbox: Sandbox, interrupt
     output, _ = second.communicate(timeout=600)
     assert second.returncode == 0, output
     assert "ALB DNS name" in output
+    assert _count_stack_resources(sandbox) == EXPECTED
+
+    third = _invoke(sandbox, "deploy", "--json")
+    output, _ = third.communicate(timeout=300)
+    assert third.returncode == 0, output
+    assert json.loads(output[output.index("{") :])["changes"] == {
+        "add": 0,
+        "change": 0,
+        "destroy": 0,
+    }
+
+
+# Resources with unique names or keys: each fails the next apply if left out of the state.
+LOST_FROM_STATE = [
+    "module.alb.aws_lb.this",
+    "module.alb.aws_lb_listener.http",
+    'module.alb.aws_lb_listener_rule.this["10"]',
+    'module.alb.aws_lb_listener_rule.this["20"]',
+    "module.alb.aws_lb_target_group.this",
+    "module.asg.aws_launch_template.this",
+    "aws_key_pair.webfleet[0]",
+]
+
+
+def _forget(sandbox: Sandbox, addresses: list[str]) -> None:
+    """What an apply cut off mid-create leaves: the resources exist, the state lacks them."""
+    stack = sandbox.stack()
+    workspace = deploy.workspace(sandbox.paths, stack, sandbox.target())
+    completed = subprocess.run(
+        ["terraform", "state", "rm", *addresses],
+        cwd=workspace.config_dir,
+        env={
+            **os.environ,
+            "TF_DATA_DIR": str(workspace.data_dir),
+            "TF_CLI_CONFIG_FILE": str(workspace.cli_config),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_resources_missing_from_state_are_adopted(clean_sandbox: Sandbox) -> None:
+    sandbox = clean_sandbox
+    first = _invoke(sandbox, "deploy")
+    output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, output
+    _forget(sandbox, LOST_FROM_STATE)
+
+    second = _invoke(sandbox, "deploy")
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output
+    for address in LOST_FROM_STATE:
+        assert f"adopting {address}" in output, output
     assert _count_stack_resources(sandbox) == EXPECTED
 
     third = _invoke(sandbox, "deploy", "--json")

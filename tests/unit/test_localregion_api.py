@@ -269,6 +269,23 @@ def test_target_tracking_policy_reads_back_as_written(endpoint: str) -> None:
     assert "PredictiveScalingConfiguration" not in policies["cpu"]
 
 
+def test_group_reports_its_capacity_reservation_preference(endpoint: str) -> None:
+    create_group(endpoint, capacity=0)
+    autoscaling = client(endpoint, "autoscaling")
+
+    def preference() -> str:
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])
+        spec = group["AutoScalingGroups"][0]["CapacityReservationSpecification"]
+        return str(spec["CapacityReservationPreference"])
+
+    assert preference() == "default"  # what AWS reports for a group created without one
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName="web",
+        CapacityReservationSpecification={"CapacityReservationPreference": "none"},
+    )
+    assert preference() == "none"
+
+
 # --- Auto Scaling: instance refresh --------------------------------------------------------
 
 

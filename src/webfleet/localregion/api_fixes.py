@@ -67,6 +67,7 @@ def apply_model_fixes() -> None:
     fix_register_pending_targets()
     fix_scaling_policy_fields()
     fix_instance_launch_template_version()
+    fix_capacity_reservation_specification()
     add_instance_refresh()
 
 
@@ -265,6 +266,50 @@ def fix_scaling_policy_fields() -> None:
 
     FakeScalingPolicy.__init__ = init  # type: ignore[method-assign]
     AutoScalingResponse.put_scaling_policy = put_scaling_policy  # type: ignore[method-assign]
+
+
+# --- Auto Scaling: capacity reservation preference ---------------------------------------------
+
+
+def fix_capacity_reservation_specification() -> None:
+    """Answer DescribeAutoScalingGroups with the group's CapacityReservationSpecification.
+
+    moto neither stores nor returns it. The provider (5.100) then records an empty preference,
+    and every apply that changes the launch template and the group together fails with
+    "Provider produced inconsistent final plan" (was "", now null). AWS reports ``default`` for
+    a group created without one, and what was set otherwise.
+    """
+    if not _once("capacity_reservation_specification"):
+        return
+    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import ActionResult
+
+    default = {"CapacityReservationPreference": "default"}
+
+    def specification(self: FakeAutoScalingGroup) -> dict[str, Any]:
+        return getattr(self, "_capacity_reservation_specification", None) or default
+
+    def remembering(original: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
+        def handler(self: AutoScalingResponse) -> ActionResult:
+            result = original(self)
+            given = self._get_param("CapacityReservationSpecification")
+            group = self.autoscaling_backend.autoscaling_groups.get(
+                self._get_param("AutoScalingGroupName")
+            )
+            if given and group is not None:
+                group._capacity_reservation_specification = given  # type: ignore[attr-defined]
+            return result
+
+        return handler
+
+    FakeAutoScalingGroup.capacity_reservation_specification = property(specification)  # type: ignore[attr-defined]
+    AutoScalingResponse.create_auto_scaling_group = remembering(  # type: ignore[method-assign]
+        AutoScalingResponse.create_auto_scaling_group
+    )
+    AutoScalingResponse.update_auto_scaling_group = remembering(  # type: ignore[method-assign]
+        AutoScalingResponse.update_auto_scaling_group
+    )
 
 
 # --- Auto Scaling: which launch template version an instance runs ------------------------------
