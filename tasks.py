@@ -6,6 +6,7 @@ Each task is a thin shell over webfleet.commands; the work lives in the webfleet
 from invoke import Collection, Exit, task
 
 from webfleet import commands
+from webfleet.load import LoadPlan
 
 STACK_HELP = {
     "stack": "stack file (default: webfleet.toml)",
@@ -33,10 +34,19 @@ def bake(c, stack=None, env=None, json=False):
     _run(commands.bake, stack, env, json)
 
 
-@task(help=STACK_HELP)
-def deploy(c, stack=None, env=None, json=False):
-    """Apply network, ALB, target group, ASG and scaling with Terraform; print the ALB DNS name."""
-    _run(commands.deploy, stack, env, json)
+@task(
+    help={
+        **STACK_HELP,
+        "wait": "follow the instance refresh a new launch template version starts (default: on)",
+    }
+)
+def deploy(c, stack=None, env=None, json=False, wait=True):
+    """Apply network, ALB, target group, ASG and scaling with Terraform; print the ALB DNS name.
+
+    A new AMI or user data rolls through the fleet as an instance refresh: deploy follows it
+    and fails if it fails or rolls back (--no-wait: return once Terraform is done).
+    """
+    _run(commands.deploy, stack, env, json, wait)
 
 
 VERIFY_HELP = {
@@ -53,8 +63,31 @@ def verify(c, stack=None, env=None, json=False, failover=False):
 
 @task(help={**VERIFY_HELP, "failover": "fail one instance over during verify (default: on)"})
 def pipeline(c, stack=None, env=None, json=False, failover=True):
-    """bake → deploy → verify (with failover unless --no-failover); a pass/fail table."""
+    """bake → deploy → verify (with failover unless --no-failover); a pass/fail table.
+
+    A rolling deploy (instance refresh) runs under a request stream through the ALB: any failed
+    request, or a refresh that fails or rolls back, fails the pipeline.
+    """
     _run(commands.pipeline, stack, env, json, failover)
+
+
+@task(
+    help={
+        **STACK_HELP,
+        "rps": "requests per second (1-500)",
+        "duration": "seconds of load (up to 1800)",
+        "settle": "after the load, watch up to this many seconds for the group to shrink to its "
+        "minimum (default 0: stop with the load)",
+        "path": "request path (default /)",
+    }
+)
+def load(c, stack=None, env=None, json=False, rps=50, duration=60, settle=0, path="/"):
+    """Drive a bounded request load at the local ALB; show desired/InService capacity and metrics.
+
+    With the stack's target tracking policies the group scales out under the load (up to max)
+    and back in afterwards (down to min): --settle watches that happen.
+    """
+    _run(commands.load, stack, env, json, LoadPlan(int(rps), float(duration), float(settle), path))
 
 
 @task(help=STACK_HELP)
@@ -81,5 +114,5 @@ def local_status(c, stack=None, env=None, json=False):
     _run(commands.local_status, stack, env, json)
 
 
-namespace = Collection(render, bake, deploy, verify, pipeline, destroy)
+namespace = Collection(render, bake, deploy, verify, pipeline, load, destroy)
 namespace.add_collection(Collection("local", local_up, local_down, local_status))

@@ -28,20 +28,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def local_region() -> Iterator[tuple[EnvironmentStack, ProjectPaths, RegionSettings]]:
+def local_region(
+    edit_stack: Callable[[str], str] = lambda text: text,
+) -> Iterator[tuple[EnvironmentStack, ProjectPaths, RegionSettings]]:
     """A stack file, build directory and running local region of the benchmark's own.
 
     The region listens on a free port and keeps its state in a temporary directory (set as
     WEBFLEET_REGION_STATE_DIR for this process); it is stopped and everything removed after.
+    edit_stack changes the example stack file's text (e.g. the fleet's size) first.
     """
     with tempfile.TemporaryDirectory(prefix="webfleet-bench-") as scratch:
         base = Path(scratch)
         os.environ[STATE_DIR_ENV] = str(base / "region")
         stack_file = base / "webfleet.toml"
         stack_file.write_text(
-            (ROOT / "webfleet.toml")
-            .read_text()
-            .replace("api_port = 4599", f"api_port = {free_port()}")
+            edit_stack(
+                (ROOT / "webfleet.toml")
+                .read_text()
+                .replace("api_port = 4599", f"api_port = {free_port()}")
+            )
         )
         stack = load_stack(stack_file)
         paths = ProjectPaths(ROOT, build_root=base / "build")

@@ -17,8 +17,10 @@ from rich.table import Table
 
 from webfleet import bake as bake_stage
 from webfleet import deploy as deploy_stage
+from webfleet import http_checks, rollout
+from webfleet import load as load_stage
 from webfleet import verify as verify_stage
-from webfleet.cloud import region_settings
+from webfleet.cloud import cloud_target, region_settings
 from webfleet.config import DEFAULT_ENVIRONMENT, DEFAULT_STACK_FILE, EnvironmentStack, load_stack
 from webfleet.errors import WebfleetError
 from webfleet.localregion import daemon
@@ -103,15 +105,21 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
-def deploy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+def deploy(stack_file: str | None, env_name: str | None, as_json: bool, wait: bool = True) -> None:
     with _explained():
         stack, paths = _load(stack_file, env_name)
         with Progress(live=False if as_json else None) as progress:
             result = deploy_stage.deploy(stack, paths, progress)
+            rolled = _follow_rollout(stack, result, progress, with_traffic=False) if wait else None
     outputs = result.outputs
     if as_json:
         _emit_json(
-            {"environment": result.env_name, "changes": vars(result.changes), "outputs": outputs}
+            {
+                "environment": result.env_name,
+                "changes": vars(result.changes),
+                "outputs": outputs,
+                "rollout": rolled.as_dict() if rolled else None,
+            }
         )
         return
     table = Table(title=f"deploy: {result.env_name}", show_header=False, title_justify="left")
@@ -125,7 +133,43 @@ def deploy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
     table.add_row("ASG", str(outputs.get("asg_name")))
     table.add_row("target group", str(outputs.get("target_group_arn")))
     table.add_row("AMI", str(outputs.get("ami_id")))
+    if rolled is not None:
+        table.add_row("rollout", f"instance refresh {rolled.status} in {rolled.seconds:.0f} s")
     console.print(table)
+
+
+def _follow_rollout(
+    stack: EnvironmentStack,
+    deployed: deploy_stage.DeployResult,
+    progress: Progress,
+    *,
+    with_traffic: bool,
+) -> rollout.RolloutResult | None:
+    """Follow the deploy's instance refresh (if it started one); fail unless it succeeded."""
+    rolled, _ = _follow_rollout_with_traffic(stack, deployed, progress, with_traffic=with_traffic)
+    return rolled
+
+
+def _follow_rollout_with_traffic(
+    stack: EnvironmentStack,
+    deployed: deploy_stage.DeployResult,
+    progress: Progress,
+    *,
+    with_traffic: bool,
+) -> tuple[rollout.RolloutResult | None, rollout.TrafficReport | None]:
+    if deployed.refresh_id is None:
+        return None, None
+    progress.stage(
+        "rollout",
+        "instance refresh" + (" under a request stream through the ALB" if with_traffic else ""),
+    )
+    rolled, traffic = rollout.follow_deploy(
+        stack, deployed.outputs, deployed.refresh_id, progress.note, with_traffic=with_traffic
+    )
+    if traffic is not None:
+        progress.note(f"through the ALB: {traffic.describe()}", "bold")
+    rollout.check_rollout(rolled, traffic)
+    return rolled, traffic
 
 
 def destroy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
@@ -163,12 +207,78 @@ def pipeline(stack_file: str | None, env_name: str | None, as_json: bool, failov
                 f"{changes.destroy} destroyed; ALB {deployed.outputs.get('alb_dns_name')}",
                 "bold",
             )
+            stages: dict[str, Any] = {
+                "bake": {
+                    "ami_id": baked.ami_id,
+                    "name": baked.name,
+                    "manifest": str(baked.manifest_path),
+                },
+                "deploy": {"changes": vars(deployed.changes), "outputs": deployed.outputs},
+            }
+            try:
+                rolled, traffic = _follow_rollout_with_traffic(
+                    stack, deployed, progress, with_traffic=True
+                )
+            except rollout.RolloutFailed as failure:
+                if as_json:
+                    _emit_json({"passed": False, "stages": stages, "error": str(failure)})
+                raise
+            stages["rollout"] = {
+                **(rolled.as_dict() if rolled else {}),
+                "traffic": traffic.as_dict() if traffic else None,
+            }
             result = verify_stage.verify(stack, paths, progress, failover=failover)
-    stages = {
-        "bake": {"ami_id": baked.ami_id, "name": baked.name, "manifest": str(baked.manifest_path)},
-        "deploy": {"changes": vars(deployed.changes), "outputs": deployed.outputs},
-    }
     _report_verify(result, paths, as_json, stages, title="pipeline")
+
+
+def load(
+    stack_file: str | None,
+    env_name: str | None,
+    as_json: bool,
+    plan: load_stage.LoadPlan,
+) -> None:
+    with _explained():
+        plan.check()
+        stack, paths = _load(stack_file, env_name)
+        if stack.environment.kind != "local":
+            raise WebfleetError(
+                f"environment {stack.env_name} is kind '{stack.environment.kind}': `invoke load` "
+                "only drives the local region's load balancers"
+            )
+        if not daemon.status(region_settings(stack)).running:
+            raise WebfleetError("the local region is not running: run `invoke deploy` first")
+        deployment = verify_stage.read_deployment(paths, stack.env_name)
+        alb = verify_stage.alb_target(stack, deployment)
+        listener = alb.serving
+        load_stage.check_loopback(alb.dns_name)
+        watch = load_stage.FleetWatch(
+            cloud_target(stack), deployment.asg_name, deployment.target_group_arn
+        )
+        with Progress(live=False if as_json else None) as progress:
+            progress.stage(
+                "load",
+                f"{plan.rps} requests/s for {plan.duration:g} s to "
+                f"{listener.protocol.lower()}://{alb.dns_name}:{listener.port}{plan.path}",
+            )
+            report = load_stage.run_load(
+                plan,
+                lambda: http_checks.fetch(alb.dns_name, listener, plan.path),
+                watch,
+                progress.note,
+            )
+    if as_json:
+        _emit_json(report.as_dict())
+        return
+    table = Table(title=f"load: {stack.env_name}", show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("requests", f"{report.sent} sent, {report.failed} failed")
+    table.add_row("capacity", f"peak desired {report.peak_desired}, now {report.final_desired}")
+    if report.settled_seconds is not None:
+        table.add_row("back to min", f"{report.settled_seconds:.0f} s after the load")
+    for activity in report.activities:
+        table.add_row("activity", activity)
+    console.print(table)
 
 
 def _report_verify(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from webfleet.packer import MANIFEST_FILE, read_manifest
 from webfleet.paths import ProjectPaths
 from webfleet.progress import Progress
 from webfleet.render import render
+from webfleet.rollout import started_refresh
 from webfleet.ssh_keys import GeneratedKey, ensure_key, key_pair_name
 from webfleet.stack_vars import terraform_variables, write_variables
 from webfleet.terraform import ChangeCounts, Terraform, Workspace, check_terraform
@@ -28,11 +30,17 @@ from webfleet.tfconfig import check_cli_config
 ADOPTION_ROUNDS = 3
 
 
+# Clock difference allowed between this machine and the API when matching a refresh to an apply.
+REFRESH_CLOCK_SLACK = dt.timedelta(seconds=5)
+
+
 @dataclass(frozen=True)
 class DeployResult:
     env_name: str
     changes: ChangeCounts
     outputs: dict[str, Any]
+    # The instance refresh this apply started (a new launch template version), if any.
+    refresh_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,12 +71,18 @@ def deploy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> 
             "apply",
             f"{changes.add} to add, {changes.change} to change, {changes.destroy} to destroy",
         )
+        apply_started = dt.datetime.now(dt.UTC)
         changes = terraform.apply(plan_file).changes
     plan_file.unlink(missing_ok=True)
     outputs = terraform.outputs()
     outputs_path = paths.deploy_outputs(stack.env_name)
     outputs_path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
-    return DeployResult(stack.env_name, changes, outputs)
+    refresh_id = None
+    if plan.exit_code != 0 and outputs.get("asg_name"):
+        refresh_id = started_refresh(
+            cloud_target(stack), str(outputs["asg_name"]), apply_started - REFRESH_CLOCK_SLACK
+        )
+    return DeployResult(stack.env_name, changes, outputs, refresh_id)
 
 
 def _adopt_orphans(

@@ -43,6 +43,8 @@ SPECS_DIR = Path("tests") / "infra"
 JUNIT_FILE = "junit.xml"
 SUITE = "webfleet.verify"
 # Instance refresh states during which the fleet is still changing.
+# Every InService target unhealthy this long: the fleet will not settle by waiting (broken app).
+ALL_UNHEALTHY_GIVE_UP_SECONDS = 30.0
 _REFRESH_BUSY = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
 
 
@@ -426,17 +428,37 @@ def wait_for_fleet(fleet: FleetView, desired: int, timeout: float) -> tuple[Chec
             fleet.refresh_status(),
         )
 
-    waited = wait_for(
-        observe, lambda state: not fleet_problems(state, ami_id), timeout=timeout, interval=2.0
-    )
+    unhealthy_since: list[float] = []
+
+    def settled_or_hopeless(state: FleetState) -> bool:
+        """Settled; or every InService target has failed its health checks for a while (a
+        broken app: waiting out the whole timeout would only delay the verdict)."""
+        if not fleet_problems(state, ami_id):
+            return True
+        failing = bool(state.in_service) and all(
+            state.states.get(i) == "unhealthy" for i in state.in_service
+        )
+        if not failing:
+            unhealthy_since.clear()
+            return False
+        unhealthy_since[:1] = unhealthy_since[:1] or [time.monotonic()]
+        return time.monotonic() - unhealthy_since[0] >= ALL_UNHEALTHY_GIVE_UP_SECONDS
+
+    waited = wait_for(observe, settled_or_hopeless, timeout=timeout, interval=2.0)
     state = waited.last
     problems = fleet_problems(state, ami_id)
-    if waited.ok:
+    settled = waited.ok and not problems
+    if settled:
         detail = f"{len(state.in_service)} InService and healthy: {', '.join(state.in_service)}"
+    elif waited.ok:
+        detail = (
+            f"every target unhealthy for {ALL_UNHEALTHY_GIVE_UP_SECONDS:.0f} s "
+            f"(after {waited.seconds:.0f} s): " + "; ".join(problems)
+        )
     else:
         detail = f"not settled after {waited.seconds:.0f} s: " + "; ".join(problems)
     check = Check(
-        "fleet settled", fleet.deployment.asg_name, waited.ok, detail, waited.seconds, group="fleet"
+        "fleet settled", fleet.deployment.asg_name, settled, detail, waited.seconds, group="fleet"
     )
     return check, fleet.instances(state.in_service)
 

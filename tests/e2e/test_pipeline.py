@@ -9,25 +9,19 @@ the broken app is baked and deployed from nothing; the module's fixture destroys
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Sandbox, quiet_progress
+from tests.conftest import Sandbox, quiet_progress
+from tests.e2e.project_copy import copy_project, invoke
 from webfleet import deploy as deploy_stage
-from webfleet.localregion.settings import STATE_DIR_ENV
-from webfleet.paths import BUILD_DIR_ENV, PROJECT_DIR_ENV, ProjectPaths
+from webfleet.paths import ProjectPaths
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_PARTS = ("app", "packer", "templates", "user_data", "terraform", "tests/infra")
-# bake (~1-2 min) + deploy (~2 min) + verify with failover (replacement boot, health checks).
-PIPELINE_TIMEOUT_SECONDS = 1800
 EXPECTED_SPECS = {
     "test_cloud_init_finished_without_errors",
     "test_app_user_exists_as_a_system_user",
@@ -42,50 +36,11 @@ EXPECTED_SPECS = {
 
 @pytest.fixture(scope="module")
 def project(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectPaths]:
-    root = tmp_path_factory.mktemp("project")
-    for part in PROJECT_PARTS:
-        shutil.copytree(
-            ROOT / part,
-            root / part,
-            ignore=shutil.ignore_patterns(".terraform", "*.egg-info", "__pycache__"),
-        )
-    (root / ".venv").symlink_to(ROOT / ".venv")  # terraform.rc: the provider mirror
-    paths = ProjectPaths(root, build_root=sandbox.paths.build_root)
+    paths = copy_project(sandbox, tmp_path_factory.mktemp("project"))
     try:
         yield paths
     finally:
         deploy_stage.destroy(sandbox.stack(), paths, quiet_progress())
-
-
-def invoke(
-    sandbox: Sandbox, project: ProjectPaths, *args: str, timeout: float = PIPELINE_TIMEOUT_SECONDS
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """Run the real CLI against the sandbox and the project copy; its --json document."""
-    result = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "invoke"),
-            *args,
-            "--stack",
-            str(sandbox.stack_file),
-            "--json",
-        ],
-        cwd=ROOT,
-        env={
-            **sandbox.environment(),
-            STATE_DIR_ENV: str(sandbox.region_state),
-            BUILD_DIR_ENV: str(sandbox.paths.build_root),
-            PROJECT_DIR_ENV: str(project.root),
-        },
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    try:
-        document: dict[str, Any] = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"no JSON from invoke {args[0]} (exit {result.returncode}):\n{result.stderr}")
-    return result, document
 
 
 def failed(document: dict[str, Any]) -> list[str]:

@@ -1,7 +1,9 @@
 """HTTP→HTTPS: a redirecting HTTP listener, an HTTPS listener with an imported ACM certificate.
 
 Also checks a changed stack rolls out: new user data makes a new launch template version that the
-group is pinned to, through an instance refresh that completes instead of hanging.
+group is pinned to, through an instance refresh that completes instead of hanging. The instances
+boot the base image (no bake here), so nothing answers the ALB's health check: the group uses EC2
+health checks and no warmup, and the refresh replaces instances once they run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 
 from tests.conftest import Sandbox, quiet_progress
 from webfleet import deploy as deploy_stage
+from webfleet import rollout
 from webfleet.deploy import DeployResult
 
 pytestmark = pytest.mark.integration
@@ -46,6 +49,8 @@ def https_sandbox(sandbox: Sandbox) -> Sandbox:
     text = text.replace(
         "[load_balancer.health_check]", HTTPS_SECTION + "\n[load_balancer.health_check]"
     )
+    text = text.replace('health_check_type = "ELB"', 'health_check_type = "EC2"')
+    text = text.replace("instance_warmup = 60", "instance_warmup = 0")
     sandbox.stack_file.write_text(text)
     return sandbox
 
@@ -125,6 +130,18 @@ def test_new_user_data_rolls_a_new_template_version_through_a_refresh(
         AutoScalingGroupNames=[changed.outputs["asg_name"]]
     )["AutoScalingGroups"]
     assert group["LaunchTemplate"]["Version"] == "2"
+    assert changed.refresh_id is not None
+    rolled = rollout.follow_refresh(
+        https_sandbox.target(),
+        changed.outputs["asg_name"],
+        changed.refresh_id,
+        lambda _: None,
+        timeout=300,
+    )
+    assert rolled.status == "Successful", rolled
+    (group,) = autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[changed.outputs["asg_name"]]
+    )["AutoScalingGroups"]
     assert {instance["LaunchTemplate"]["Version"] for instance in group["Instances"]} == {"2"}
     refreshes = autoscaling.describe_instance_refreshes(
         AutoScalingGroupName=changed.outputs["asg_name"]

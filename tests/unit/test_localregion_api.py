@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -15,7 +17,7 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from webfleet.localregion.api import create_api_app
-from webfleet.localregion.api_fixes import UnhandledErrorMiddleware, instance_refreshes
+from webfleet.localregion.api_fixes import UnhandledErrorMiddleware
 
 REGION = "eu-west-1"
 DEBIAN_OWNER = "136693071363"
@@ -287,39 +289,79 @@ def test_group_reports_its_capacity_reservation_preference(endpoint: str) -> Non
 
 
 # --- Auto Scaling: instance refresh --------------------------------------------------------
+# Here the refresh runs over moto's records only (no machines, no HAProxy: a registered running
+# instance is a healthy target); tests/e2e/test_instance_refresh.py runs it over real machines.
+
+TERMINAL = {"Successful", "Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"}
 
 
-def test_instance_refresh_replaces_instances_with_the_new_version(endpoint: str) -> None:
+def wait_for_refresh(
+    endpoint: str, refresh_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 30
+) -> dict[str, Any]:
+    """Poll DescribeInstanceRefreshes until `until` holds for the refresh; return it."""
+    autoscaling = client(endpoint, "autoscaling")
+    deadline = time.monotonic() + timeout
+    while True:
+        refresh: dict[str, Any] = autoscaling.describe_instance_refreshes(
+            AutoScalingGroupName="web", InstanceRefreshIds=[refresh_id]
+        )["InstanceRefreshes"][0]
+        if until(refresh):
+            return refresh
+        assert time.monotonic() < deadline, f"refresh never got there: {refresh}"
+        time.sleep(0.2)
+
+
+def finished(refresh: dict[str, Any]) -> bool:
+    return refresh["Status"] in TERMINAL
+
+
+def instance_states(endpoint: str, ids: set[str]) -> dict[str, str]:
+    reservations = client(endpoint, "ec2").describe_instances(InstanceIds=sorted(ids))
+    return {
+        i["InstanceId"]: i["State"]["Name"]
+        for r in reservations["Reservations"]
+        for i in r["Instances"]
+    }
+
+
+def group_with_target_group(endpoint: str, capacity: int = 2) -> tuple[str, str]:
+    """A group registered in a target group with no deregistration delay: (template, TG ARN)."""
     elbv2 = client(endpoint, "elbv2")
-    ec2 = client(endpoint, "ec2")
-    vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    vpc_id = client(endpoint, "ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
     target_group_arn = elbv2.create_target_group(
         Name="web-tg", Protocol="HTTP", Port=8080, VpcId=vpc_id, TargetType="instance"
     )["TargetGroups"][0]["TargetGroupArn"]
-    template_id = create_group(endpoint, capacity=2, target_group_arn=target_group_arn)
-    old_ids = {i["InstanceId"] for i in group_instances(endpoint)}
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=target_group_arn,
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}],
+    )
+    template_id = create_group(endpoint, capacity=capacity, target_group_arn=target_group_arn)
+    return template_id, target_group_arn
+
+
+def roll_to_new_version(endpoint: str, template_id: str, **preferences: Any) -> tuple[str, str]:
+    """What Terraform does on a new template version: update the group, start a refresh."""
     version = new_template_version(endpoint, template_id, "#cloud-config\n# v2\n")
     autoscaling = client(endpoint, "autoscaling")
     autoscaling.update_auto_scaling_group(
         AutoScalingGroupName="web",
         LaunchTemplate={"LaunchTemplateId": template_id, "Version": version},
     )
-
-    # What Terraform sends when a new launch template version is applied.
-    refresh_id = autoscaling.start_instance_refresh(
-        AutoScalingGroupName="web",
-        Strategy="Rolling",
-        Preferences={"MinHealthyPercentage": 50, "InstanceWarmup": 30, "AutoRollback": True},
-        DesiredConfiguration={
-            "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version}
-        },
+    refresh_id: str = autoscaling.start_instance_refresh(
+        AutoScalingGroupName="web", Strategy="Rolling", Preferences=preferences
     )["InstanceRefreshId"]
+    return version, refresh_id
 
-    refreshes = autoscaling.describe_instance_refreshes(
-        AutoScalingGroupName="web", InstanceRefreshIds=[refresh_id]
-    )["InstanceRefreshes"]
-    assert len(refreshes) == 1
-    refresh = refreshes[0]
+
+def test_instance_refresh_replaces_instances_with_the_new_version(endpoint: str) -> None:
+    template_id, target_group_arn = group_with_target_group(endpoint)
+    old_ids = {i["InstanceId"] for i in group_instances(endpoint)}
+
+    version, refresh_id = roll_to_new_version(
+        endpoint, template_id, MinHealthyPercentage=50, InstanceWarmup=0, AutoRollback=True
+    )
+
+    refresh = wait_for_refresh(endpoint, refresh_id, finished)
     assert (refresh["Status"], refresh["PercentageComplete"], refresh["InstancesToUpdate"]) == (
         "Successful",
         100,
@@ -327,21 +369,20 @@ def test_instance_refresh_replaces_instances_with_the_new_version(endpoint: str)
     )
     assert refresh["Preferences"]["MinHealthyPercentage"] == 50
     assert refresh["StartTime"] <= refresh["EndTime"]
-
     instances = group_instances(endpoint)
     new_ids = {i["InstanceId"] for i in instances}
     assert len(instances) == 2
     assert not new_ids & old_ids
     assert {i["LaunchTemplate"]["Version"] for i in instances} == {version}
-    states = {
-        i["InstanceId"]: i["State"]["Name"]
-        for r in ec2.describe_instances(InstanceIds=sorted(old_ids | new_ids))["Reservations"]
-        for i in r["Instances"]
-    }
-    assert {states[i] for i in old_ids} == {"terminated"}
-    assert {states[i] for i in new_ids} == {"running"}
+    elbv2 = client(endpoint, "elbv2")
     targets = elbv2.describe_target_health(TargetGroupArn=target_group_arn)
     assert {t["Target"]["Id"] for t in targets["TargetHealthDescriptions"]} == new_ids
+    # Old instances are terminated once drained (deregistration delay 0 + the margin).
+    deadline = time.monotonic() + 10
+    while set(instance_states(endpoint, old_ids).values()) != {"terminated"}:
+        assert time.monotonic() < deadline, instance_states(endpoint, old_ids)
+        time.sleep(0.2)
+    assert set(instance_states(endpoint, new_ids).values()) == {"running"}
 
 
 def test_instance_refresh_skip_matching_keeps_current_instances(endpoint: str) -> None:
@@ -353,17 +394,18 @@ def test_instance_refresh_skip_matching_keeps_current_instances(endpoint: str) -
         AutoScalingGroupName="web", Preferences={"SkipMatching": True}
     )["InstanceRefreshId"]
 
-    refresh = autoscaling.describe_instance_refreshes(AutoScalingGroupName="web")[
-        "InstanceRefreshes"
-    ][0]
-    assert (refresh["InstanceRefreshId"], refresh["Status"]) == (refresh_id, "Successful")
+    refresh = wait_for_refresh(endpoint, refresh_id, finished)
+    assert refresh["Status"] == "Successful"
     assert {i["InstanceId"] for i in group_instances(endpoint)} == before
 
 
 def test_cancel_without_an_active_refresh_is_the_aws_error(endpoint: str) -> None:
     create_group(endpoint, capacity=1)
     autoscaling = client(endpoint, "autoscaling")
-    autoscaling.start_instance_refresh(AutoScalingGroupName="web")
+    refresh_id = autoscaling.start_instance_refresh(
+        AutoScalingGroupName="web", Preferences={"SkipMatching": True}
+    )["InstanceRefreshId"]
+    wait_for_refresh(endpoint, refresh_id, finished)
 
     with pytest.raises(ClientError) as raised:
         autoscaling.cancel_instance_refresh(AutoScalingGroupName="web")
@@ -373,15 +415,10 @@ def test_cancel_without_an_active_refresh_is_the_aws_error(endpoint: str) -> Non
 
 def test_active_refresh_blocks_a_new_one_until_cancelled(endpoint: str) -> None:
     """The provider's path when a refresh is running: start fails, cancel, wait, start again."""
-    from moto.autoscaling.models import autoscaling_backends
-
-    create_group(endpoint, capacity=1)
+    template_id, _ = group_with_target_group(endpoint)
     autoscaling = client(endpoint, "autoscaling")
-    first = autoscaling.start_instance_refresh(AutoScalingGroupName="web")["InstanceRefreshId"]
-    # Stand-in for a rolling refresh still under way (this one completed at once).
-    backend = autoscaling_backends["123456789012"][REGION]
-    for runs in instance_refreshes(backend).values():
-        runs[0].status = "InProgress"
+    # A long warmup keeps the first batch, and so the refresh, in progress.
+    _, first = roll_to_new_version(endpoint, template_id, InstanceWarmup=600)
 
     with pytest.raises(ClientError) as raised:
         autoscaling.start_instance_refresh(AutoScalingGroupName="web")
@@ -389,12 +426,59 @@ def test_active_refresh_blocks_a_new_one_until_cancelled(endpoint: str) -> None:
 
     cancelled = autoscaling.cancel_instance_refresh(AutoScalingGroupName="web")
     assert cancelled["InstanceRefreshId"] == first
-    status = autoscaling.describe_instance_refreshes(
-        AutoScalingGroupName="web", InstanceRefreshIds=[first]
-    )["InstanceRefreshes"][0]["Status"]
-    assert status == "Cancelled"
-    second = autoscaling.start_instance_refresh(AutoScalingGroupName="web")["InstanceRefreshId"]
+    refresh = wait_for_refresh(endpoint, first, finished)
+    assert refresh["Status"] == "Cancelled"
+    second = autoscaling.start_instance_refresh(
+        AutoScalingGroupName="web", Preferences={"SkipMatching": True, "InstanceWarmup": 0}
+    )["InstanceRefreshId"]
     assert second != first
+    assert wait_for_refresh(endpoint, second, finished)["Status"] == "Successful"
+
+
+def test_checkpoint_pauses_the_refresh_after_its_percentage(endpoint: str) -> None:
+    template_id, _ = group_with_target_group(endpoint)
+    version, refresh_id = roll_to_new_version(
+        endpoint,
+        template_id,
+        MinHealthyPercentage=50,
+        InstanceWarmup=0,
+        CheckpointPercentages=[50],
+        CheckpointDelay=600,
+    )
+
+    refresh = wait_for_refresh(
+        endpoint, refresh_id, lambda r: r["StatusReason"].startswith("Waiting for checkpoint")
+    )
+
+    assert (refresh["Status"], refresh["PercentageComplete"]) == ("InProgress", 50)
+    versions = sorted(i["LaunchTemplate"]["Version"] for i in group_instances(endpoint))
+    assert versions == sorted(["1", version])
+    client(endpoint, "autoscaling").cancel_instance_refresh(AutoScalingGroupName="web")
+    assert wait_for_refresh(endpoint, refresh_id, finished)["Status"] == "Cancelled"
+
+
+def test_rollback_returns_the_group_to_the_previous_version(endpoint: str) -> None:
+    template_id, _ = group_with_target_group(endpoint)
+    autoscaling = client(endpoint, "autoscaling")
+    # Half done, then held at a checkpoint: the rollback has a new instance to undo.
+    _, refresh_id = roll_to_new_version(
+        endpoint,
+        template_id,
+        MinHealthyPercentage=50,
+        InstanceWarmup=0,
+        CheckpointPercentages=[50],
+        CheckpointDelay=600,
+    )
+    wait_for_refresh(endpoint, refresh_id, lambda r: r["PercentageComplete"] == 50)
+
+    autoscaling.rollback_instance_refresh(AutoScalingGroupName="web")
+
+    refresh = wait_for_refresh(endpoint, refresh_id, finished)
+    assert refresh["Status"] == "RollbackSuccessful", refresh
+    assert refresh["RollbackDetails"]["RollbackReason"].startswith("Rollback requested")
+    assert {i["LaunchTemplate"]["Version"] for i in group_instances(endpoint)} == {"1"}
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])
+    assert group["AutoScalingGroups"][0]["LaunchTemplate"]["Version"] == "1"
 
 
 def test_refresh_of_an_unknown_group_is_a_validation_error(endpoint: str) -> None:
@@ -435,13 +519,13 @@ def test_action_moto_lacks_fails_fast_and_is_not_retried(endpoint: str) -> None:
     )
 
     with pytest.raises(ClientError) as raised:
-        autoscaling.rollback_instance_refresh(AutoScalingGroupName="web")
+        autoscaling.describe_traffic_sources(AutoScalingGroupName="web")
 
     response = raised.value.response
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 501
     assert response["ResponseMetadata"]["RetryAttempts"] == 0
     assert response["Error"]["Code"] == "NotImplemented"
-    assert "autoscaling:RollbackInstanceRefresh" in response["Error"]["Message"]
+    assert "autoscaling:DescribeTrafficSources" in response["Error"]["Message"]
 
 
 def failing_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -498,3 +582,119 @@ def test_crash_is_reported_in_the_ec2_and_json_protocols() -> None:
     assert headers["Content-Type"] == "application/x-amz-json-1.1"
     assert b'"__type": "LocalRegionInternalError"' in json_body
     assert b"acm:ImportCertificate" in json_body
+
+
+# --- Auto Scaling: target tracking ------------------------------------------------------------
+# The decisions run over moto's records; the two metric sources (a machine's cgroup CPU time and
+# HAProxy's response counters) need machines and HAProxy, so here they are counters the test
+# drives, and tests/e2e/test_scaling.py runs the real ones under real load.
+
+
+class Counters:
+    """Stand-ins for HAProxy's response count and the machines' CPU time."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.cpu_usec: dict[str, int] = {}
+
+    def requests_served(self, target_group_arn: str) -> int:
+        return self.requests
+
+    def cpu_usage(self, instance_id: str) -> int | None:
+        return self.cpu_usec.setdefault(instance_id, 0)
+
+
+def put_request_policy(endpoint: str, target_group_arn: str, target: float) -> None:
+    suffix = target_group_arn.split(":")[-1]
+    client(endpoint, "autoscaling").put_scaling_policy(
+        AutoScalingGroupName="web",
+        PolicyName="requests",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingConfiguration={
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ALBRequestCountPerTarget",
+                "ResourceLabel": f"app/web-alb/0123456789abcdef/{suffix}",
+            },
+            "TargetValue": target,
+        },
+    )
+
+
+def desired(endpoint: str) -> int:
+    group = client(endpoint, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["web"]
+    )["AutoScalingGroups"][0]
+    return int(group["DesiredCapacity"])
+
+
+def test_target_tracking_scales_out_on_requests_and_back_in(endpoint: str) -> None:
+    from webfleet.localregion import scaling
+
+    _, target_group_arn = group_with_target_group(endpoint, capacity=2)
+    put_request_policy(endpoint, target_group_arn, target=1000)
+    counters = Counters()
+    engine = scaling.TargetTracking(counters, counters.cpu_usage, period=10.0)
+    engine.tick()  # first readings: no rate yet
+
+    # 600 responses in a 10 s period over 2 healthy targets: 1800 per target per minute,
+    # so the policy wants ceil(2 * 1800 / 1000) = 4 instances (the group's max).
+    for _ in range(scaling.SCALE_OUT_PERIODS):
+        counters.requests += 600
+        engine.tick()
+
+    assert desired(endpoint) == 4
+    activities = client(endpoint, "autoscaling").describe_scaling_activities(
+        AutoScalingGroupName="web"
+    )["Activities"]
+    assert activities[0]["Description"] == "Launching 2 new EC2 instance(s)"
+    assert "changing the desired capacity from 2 to 4" in activities[0]["Cause"]
+    assert activities[0]["StatusCode"] == "Successful"
+    cloudwatch = client(endpoint, "cloudwatch")
+    metrics = cloudwatch.list_metrics(Namespace="AWS/ApplicationELB")
+    assert [m["MetricName"] for m in metrics["Metrics"]] == ["RequestCountPerTarget"]
+    now = dt.datetime.now(dt.UTC)
+    datapoints = cloudwatch.get_metric_statistics(  # what `invoke load` shows
+        Namespace="AWS/ApplicationELB",
+        MetricName="RequestCountPerTarget",
+        Dimensions=metrics["Metrics"][0]["Dimensions"],
+        StartTime=now - dt.timedelta(minutes=1),
+        EndTime=now + dt.timedelta(seconds=5),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [d["Maximum"] for d in datapoints] == [1800.0]
+
+    # No traffic: once the scale-in periods have passed (and the cooldown), back to min.
+    scaling_module_cooldown = scaling.SCALE_IN_COOLDOWN_SECONDS
+    scaling.SCALE_IN_COOLDOWN_SECONDS = 0.0
+    try:
+        for _ in range(scaling.SCALE_IN_PERIODS - 1):
+            engine.tick()
+        assert desired(endpoint) == 4  # not yet: scale-in waits for a sustained low
+        engine.tick()
+    finally:
+        scaling.SCALE_IN_COOLDOWN_SECONDS = scaling_module_cooldown
+    assert desired(endpoint) == 2
+    assert len(group_instances(endpoint)) == 2
+
+
+def test_target_tracking_honours_max_and_a_single_spike_does_not_scale(endpoint: str) -> None:
+    from webfleet.localregion import scaling
+
+    _, target_group_arn = group_with_target_group(endpoint, capacity=2)
+    put_request_policy(endpoint, target_group_arn, target=10)
+    counters = Counters()
+    engine = scaling.TargetTracking(counters, counters.cpu_usage, period=10.0)
+    engine.tick()
+
+    counters.requests += 10_000
+    engine.tick()
+    assert desired(endpoint) == 2  # one period above target is not an alarm
+
+    engine.tick()  # back to nothing: the count of breaching periods starts over
+    counters.requests += 10_000
+    engine.tick()
+    assert desired(endpoint) == 2
+    counters.requests += 10_000
+    engine.tick()
+    assert desired(endpoint) == 4  # wants hundreds; max_size is 4

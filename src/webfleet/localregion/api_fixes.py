@@ -19,8 +19,12 @@ AWS and for the local region (no ignore_changes, no local-only branches):
   empty ``PredictiveScalingConfiguration``, a perpetual diff on ``aws_autoscaling_policy``.
 - ``fix_instance_launch_template_version``: group instances report the template version they
   were launched from (moto reports the current default for all), which a refresh relies on.
-- ``add_instance_refresh``: StartInstanceRefresh, DescribeInstanceRefreshes and
-  CancelInstanceRefresh over moto's records, so an apply that starts a refresh finishes.
+- ``fix_capacity_reservation_specification``: groups report AWS's default capacity reservation
+  preference; without it an apply changing the template and the group fails in the provider.
+- ``add_instance_refresh``: StartInstanceRefresh, DescribeInstanceRefreshes,
+  CancelInstanceRefresh and RollbackInstanceRefresh, served by instance_refresh.py.
+- ``add_scaling_activities``: DescribeScalingActivities lists the scaling the region did (moto
+  always answers an empty list).
 - ``UnhandledErrorMiddleware``: a crash inside moto (or an action it lacks) is answered with a
   clear error that the SDKs do not retry, instead of a bare HTTP 500 that Terraform retries for
   many minutes.
@@ -32,11 +36,9 @@ import datetime as dt
 import io
 import json
 import logging
-import math
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
@@ -69,6 +71,7 @@ def apply_model_fixes() -> None:
     fix_instance_launch_template_version()
     fix_capacity_reservation_specification()
     add_instance_refresh()
+    add_scaling_activities()
 
 
 # --- EC2: AMIs from MOTO_AMIS_PATH ------------------------------------------------------------
@@ -326,6 +329,8 @@ def fix_instance_launch_template_version() -> None:
         return
     from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
 
+    from webfleet.localregion.instance_refresh import template_version
+
     original_replace = FakeAutoScalingGroup.replace_autoscaling_group_instances
 
     def replace_autoscaling_group_instances(
@@ -333,7 +338,7 @@ def fix_instance_launch_template_version() -> None:
     ) -> None:
         before = {id(state) for state in self.instance_states}
         original_replace(self, count_needed, propagated_tags)
-        version = launch_template_version_number(self)
+        version = template_version(self)
         for state in self.instance_states:
             if id(state) not in before:
                 state.launch_template_version = version  # type: ignore[attr-defined]
@@ -351,193 +356,8 @@ def fix_instance_launch_template_version() -> None:
     InstanceState.launch_template = property(launch_template)  # type: ignore[assignment,method-assign]
 
 
-def launch_template_version_number(group: Any) -> int | None:
-    """The number of the launch template version the group launches (None without a template)."""
-    template = group.ec2_launch_template
-    if template is None:
-        return None
-    number: int = template.get_version(group.launch_template_version).number
-    return number
-
-
-# --- Auto Scaling: instance refresh -----------------------------------------------------------
-
-ACTIVE_REFRESH_STATUSES: Final = frozenset({"Pending", "InProgress", "Cancelling"})
-
-
-@dataclass
-class InstanceRefresh:
-    """One instance refresh of a group, as DescribeInstanceRefreshes reports it."""
-
-    instance_refresh_id: str
-    auto_scaling_group_name: str
-    strategy: str
-    preferences: dict[str, Any]
-    desired_configuration: dict[str, Any] | None
-    instances_to_update: int
-    start_time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    end_time: dt.datetime | None = None
-    status: str = "Pending"
-    status_reason: str = ""
-    percentage_complete: int = 0
-
-    def as_shape(self) -> dict[str, Any]:
-        """The InstanceRefresh shape of the Auto Scaling API."""
-        shape: dict[str, Any] = {
-            "InstanceRefreshId": self.instance_refresh_id,
-            "AutoScalingGroupName": self.auto_scaling_group_name,
-            "Status": self.status,
-            "StatusReason": self.status_reason,
-            "StartTime": self.start_time,
-            "PercentageComplete": self.percentage_complete,
-            "InstancesToUpdate": self.instances_to_update,
-            "Strategy": self.strategy,
-        }
-        if self.preferences:
-            shape["Preferences"] = self.preferences
-        if self.end_time is not None:
-            shape["EndTime"] = self.end_time
-        if self.desired_configuration:
-            shape["DesiredConfiguration"] = self.desired_configuration
-        return shape
-
-
-def instance_refreshes(backend: Any) -> dict[str, list[InstanceRefresh]]:
-    """The refreshes of a region's Auto Scaling backend, by group ARN, newest first.
-
-    Keyed by ARN (which holds a per-group UUID): a group deleted and created again under the same
-    name starts without the old group's history. Kept on the backend object so that moto's reset
-    (which rebuilds backends) clears them too.
-    """
-    store: dict[str, list[InstanceRefresh]] | None = getattr(
-        backend, "webfleet_instance_refreshes", None
-    )
-    if store is None:
-        store = {}
-        backend.webfleet_instance_refreshes = store
-    return store
-
-
-def _client_error(code: str, message: str) -> Exception:
-    from moto.autoscaling.exceptions import AutoscalingClientError
-
-    return AutoscalingClientError(code, message)
-
-
-def _find_group(backend: Any, name: str | None) -> Any:
-    group = backend.autoscaling_groups.get(name or "")
-    if group is None:
-        raise _client_error("ValidationError", f"AutoScalingGroup name not found - {name}")
-    return group
-
-
-def start_instance_refresh(
-    backend: Any,
-    group_name: str,
-    strategy: str,
-    preferences: dict[str, Any],
-    desired_configuration: dict[str, Any] | None,
-) -> InstanceRefresh:
-    """Start (and, on moto's records, complete) a rolling instance refresh of a group.
-
-    Instance records are replaced, in batches sized by MinHealthyPercentage, by records launched
-    from the desired launch template version; the replaced instances are terminated and leave the
-    group's target groups. With no machines behind the records this completes at once, so the
-    refresh is reported as Successful right away.
-    """
-    group = _find_group(backend, group_name)
-    runs = instance_refreshes(backend).setdefault(group.arn, [])
-    if any(run.status in ACTIVE_REFRESH_STATUSES for run in runs):
-        raise _client_error(
-            "InstanceRefreshInProgress",
-            f"An Instance Refresh is already in progress and blocks the execution of this "
-            f"Instance Refresh for Auto Scaling group {group.name}.",
-        )
-    if strategy != "Rolling":
-        raise _client_error("ValidationError", f"Unsupported instance refresh strategy {strategy}")
-
-    desired_template = (desired_configuration or {}).get("LaunchTemplate")
-    if desired_template:
-        # AWS moves the group to the desired configuration when the refresh succeeds.
-        group._set_launch_configuration(None, desired_template, group.mixed_instances_policy)
-        group.provided_launch_template_version = desired_template.get("Version")
-
-    target_version = launch_template_version_number(group)
-    skip_matching = bool(preferences.get("SkipMatching", False))
-    to_replace = [
-        state
-        for state in group.instance_states
-        if not skip_matching or getattr(state, "launch_template_version", None) != target_version
-    ]
-    refresh = InstanceRefresh(
-        instance_refresh_id=str(uuid.uuid4()),
-        auto_scaling_group_name=group.name,
-        strategy=strategy,
-        preferences=preferences,
-        desired_configuration=desired_configuration,
-        instances_to_update=len(to_replace),
-        status="InProgress",
-    )
-    runs.insert(0, refresh)
-
-    min_healthy = int(preferences.get("MinHealthyPercentage", 90))
-    batch_size = max(1, math.floor(len(group.instance_states) * (100 - min_healthy) / 100))
-    for start in range(0, len(to_replace), batch_size):
-        _replace_instances(backend, group, to_replace[start : start + batch_size])
-        refresh.instances_to_update = max(0, len(to_replace) - start - batch_size)
-        refresh.percentage_complete = math.floor(
-            100 * (len(to_replace) - refresh.instances_to_update) / len(to_replace)
-        )
-
-    refresh.status = "Successful"
-    refresh.status_reason = ""
-    refresh.percentage_complete = 100
-    refresh.instances_to_update = 0
-    refresh.end_time = dt.datetime.now(dt.UTC)
-    return refresh
-
-
-def _replace_instances(backend: Any, group: Any, old_states: list[Any]) -> None:
-    """Launch replacements from the group's current launch template version, then retire the old."""
-    if not old_states:
-        return
-    group.replace_autoscaling_group_instances(len(old_states), group.get_propagated_tags())
-    old_ids = [state.instance.id for state in old_states]
-    group.instance_states = [s for s in group.instance_states if s.instance.id not in old_ids]
-    for target_group_arn in group.target_group_arns:
-        target_group = backend.elbv2_backend.target_groups.get(target_group_arn)
-        if target_group is not None:
-            target_group.deregister([{"Id": instance_id} for instance_id in old_ids])
-    backend.ec2_backend.terminate_instances(old_ids)
-    backend.update_attached_target_groups(group.name)
-
-
-def describe_instance_refreshes(
-    backend: Any, group_name: str, refresh_ids: list[str]
-) -> list[InstanceRefresh]:
-    """The group's refreshes, newest first, optionally only those with the given IDs."""
-    group = _find_group(backend, group_name)
-    runs = instance_refreshes(backend).get(group.arn, [])
-    return [run for run in runs if not refresh_ids or run.instance_refresh_id in refresh_ids]
-
-
-def cancel_instance_refresh(backend: Any, group_name: str) -> InstanceRefresh:
-    """Cancel the group's active refresh (replacements already made stay)."""
-    group = _find_group(backend, group_name)
-    for run in instance_refreshes(backend).get(group.arn, []):
-        if run.status in ACTIVE_REFRESH_STATUSES:
-            run.status = "Cancelled"
-            run.status_reason = "Cancelled by CancelInstanceRefresh"
-            run.end_time = dt.datetime.now(dt.UTC)
-            return run
-    raise _client_error(
-        "ActiveInstanceRefreshNotFound",
-        f"No in progress or pending Instance Refresh found for Auto Scaling group {group.name}",
-    )
-
-
 def add_instance_refresh() -> None:
-    """Serve the three instance refresh actions, which moto lacks.
+    """Serve the instance refresh actions, which moto lacks (see instance_refresh.py).
 
     Without them moto answers StartInstanceRefresh with a 500, which the provider retries for many
     minutes whenever an ASG update (e.g. a new launch template version) triggers a refresh.
@@ -547,8 +367,10 @@ def add_instance_refresh() -> None:
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.responses import ActionResult
 
+    from webfleet.localregion import instance_refresh as refreshes
+
     def start(self: AutoScalingResponse) -> ActionResult:
-        refresh = start_instance_refresh(
+        refresh = refreshes.start_instance_refresh(
             self.autoscaling_backend,
             group_name=self._get_param("AutoScalingGroupName"),
             strategy=self._get_param("Strategy") or "Rolling",
@@ -558,7 +380,7 @@ def add_instance_refresh() -> None:
         return ActionResult({"InstanceRefreshId": refresh.instance_refresh_id})
 
     def describe(self: AutoScalingResponse) -> ActionResult:
-        runs = describe_instance_refreshes(
+        runs = refreshes.describe_instance_refreshes(
             self.autoscaling_backend,
             group_name=self._get_param("AutoScalingGroupName"),
             refresh_ids=self._get_param("InstanceRefreshIds") or [],
@@ -566,7 +388,13 @@ def add_instance_refresh() -> None:
         return ActionResult({"InstanceRefreshes": [run.as_shape() for run in runs]})
 
     def cancel(self: AutoScalingResponse) -> ActionResult:
-        run = cancel_instance_refresh(
+        run = refreshes.cancel_instance_refresh(
+            self.autoscaling_backend, group_name=self._get_param("AutoScalingGroupName")
+        )
+        return ActionResult({"InstanceRefreshId": run.instance_refresh_id})
+
+    def rollback(self: AutoScalingResponse) -> ActionResult:
+        run = refreshes.rollback_instance_refresh(
             self.autoscaling_backend, group_name=self._get_param("AutoScalingGroupName")
         )
         return ActionResult({"InstanceRefreshId": run.instance_refresh_id})
@@ -574,6 +402,14 @@ def add_instance_refresh() -> None:
     AutoScalingResponse.start_instance_refresh = start  # type: ignore[attr-defined]
     AutoScalingResponse.describe_instance_refreshes = describe  # type: ignore[attr-defined]
     AutoScalingResponse.cancel_instance_refresh = cancel  # type: ignore[attr-defined]
+    AutoScalingResponse.rollback_instance_refresh = rollback  # type: ignore[attr-defined]
+
+
+def add_scaling_activities() -> None:
+    """DescribeScalingActivities answers what the local region's scaling did (scaling.py)."""
+    from webfleet.localregion.scaling import serve_scaling_activities
+
+    serve_scaling_activities()
 
 
 # --- Unhandled errors: fail fast instead of a retried 500 --------------------------------------

@@ -1,5 +1,7 @@
 """What the local region's Auto Scaling does beyond moto's records.
 
+(Instance refresh: instance_refresh.py; leaving instances drain first: group_members.py.)
+
 - Spread: a group launches each new instance in the subnet (AZ) that has the fewest of its
   instances, as EC2 Auto Scaling balances across AZs (moto puts every one in the first subnet).
 - Health: every few seconds each InService instance is checked as AWS does. EC2 checks always:
@@ -13,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import threading
 from typing import Any
+
+from webfleet.localregion import group_members
+from webfleet.localregion.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -28,25 +32,15 @@ class GroupHealth:
     name = "auto scaling"
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._checks = Periodic("auto-scaling health checks", HEALTH_CHECK_SECONDS, check_groups)
 
     def start(self) -> None:
         _spread_launches()
-        self._thread = threading.Thread(target=self._loop, name="auto-scaling", daemon=True)
-        self._thread.start()
+        group_members.drain_on_scale_in()
+        self._checks.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10.0)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(HEALTH_CHECK_SECONDS):
-            try:
-                check_groups()
-            except Exception:
-                log.exception("Auto Scaling health checks failed")
+        self._checks.stop()
 
 
 def check_groups() -> None:
@@ -70,13 +64,7 @@ def _unhealthy_reason(group: Any, state: Any, now: dt.datetime, elbv2: Any) -> s
     instance = state.instance
     if instance.state in _EC2_UNHEALTHY:
         return f"an EC2 health check: the instance is {instance.state}"
-    if group.health_check_type != "ELB":
-        return None
-    launched = instance.launch_time
-    if isinstance(launched, dt.datetime) and launched.tzinfo is not None:
-        launched = launched.astimezone(dt.UTC).replace(tzinfo=None)
-    grace = dt.timedelta(seconds=int(group.health_check_grace_period or 0))
-    if not isinstance(launched, dt.datetime) or now - launched < grace:
+    if group.health_check_type != "ELB" or not past_grace_period(group, instance, now):
         return None
     for arn in list(group.target_group_arns):
         try:
@@ -84,14 +72,28 @@ def _unhealthy_reason(group: Any, state: Any, now: dt.datetime, elbv2: Any) -> s
         except Exception:  # the target group went away under us
             continue
         if status.status == "unhealthy":
-            return f"an ELB health check: {status.reason or 'unhealthy'} in {arn.split('/')[-2]}"
+            detail = status.description or status.reason or "unhealthy"
+            return f"an ELB health check: {detail} in {arn.split('/')[-2]}"
     return None
+
+
+def past_grace_period(group: Any, instance: Any, now: dt.datetime | None = None) -> bool:
+    """Whether the group's health check grace period since the instance's launch is over
+    (before that, Auto Scaling ignores what ELB health checks say of it)."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    launched = instance.launch_time
+    if isinstance(launched, dt.datetime) and launched.tzinfo is not None:
+        launched = launched.astimezone(dt.UTC).replace(tzinfo=None)
+    grace = dt.timedelta(seconds=int(group.health_check_grace_period or 0))
+    return isinstance(launched, dt.datetime) and now - launched >= grace
 
 
 def _replace(backend: Any, elbv2: Any, group: Any, state: Any, reason: str) -> None:
     instance_id = state.instance.id
     log.info("%s: replacing %s, which failed %s", group.name, instance_id, reason)
     state.health_status = "Unhealthy"
+    # Kept on the instance for whoever waited on it (an instance refresh says why it failed).
+    state.instance.webfleet_replaced_because = reason
     # As EC2 Auto Scaling does: out of its target groups first (it drains), then terminated.
     for arn in list(group.target_group_arns):
         with contextlib.suppress(Exception):

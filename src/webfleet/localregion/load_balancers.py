@@ -67,6 +67,10 @@ class _Running:
     seen_up: set[tuple[str, str]] = field(default_factory=set)
     known: set[tuple[str, str]] = field(default_factory=set)
     backends: dict[str, str] = field(default_factory=dict)  # backend name → target group ARN
+    # When each (backend, server) was registered, and per backend how long a target that never
+    # passed may fail its checks before it is `unhealthy` (interval x unhealthy threshold).
+    registered_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    fail_after: dict[str, float] = field(default_factory=dict)
 
     @property
     def config_file(self) -> Path:
@@ -207,14 +211,23 @@ class LoadBalancerRuntime:
             _reload_haproxy(running, pid)
         running.config = config
         running.backends = {backend_name(g): g.arn for g in balancer.target_groups}
+        running.fail_after = {
+            backend_name(g): float(
+                g.health_check.interval_seconds * g.health_check.unhealthy_threshold
+            )
+            for g in balancer.target_groups
+        }
         servers = {
             (backend_name(g), t.instance_id) for g in balancer.target_groups for t in g.targets
         }
         # New servers start UP in HAProxy; an ALB's new targets are `initial` until they pass
         # healthy_threshold checks: mark them down so their checks bring them up.
+        now = time.monotonic()
         for backend, server in sorted(servers - running.known):
             _command(running.stats_socket, f"set server {backend}/{server} health down")
+            running.registered_at[(backend, server)] = now
         running.known = servers
+        running.registered_at = {k: v for k, v in running.registered_at.items() if k in servers}
         running.seen_up &= servers
 
     def _poll_health(self) -> None:
@@ -301,9 +314,17 @@ class LoadBalancerRuntime:
                 for row in _stat_rows(running.stats_socket):
                     if row.get("svname") != instance_id:
                         continue
-                    if running.backends.get(row.get("pxname", "")) != target_group_arn:
+                    backend = row.get("pxname", "")
+                    if running.backends.get(backend) != target_group_arn:
                         continue
-                    return _health_from_row(row, (row["pxname"], instance_id) in running.seen_up)
+                    key = (backend, instance_id)
+                    now = time.monotonic()
+                    failing_for = now - running.registered_at.get(key, now)
+                    return _health_from_row(
+                        row,
+                        key in running.seen_up,
+                        failed_long_enough=failing_for >= running.fail_after.get(backend, 0.0),
+                    )
             served = any(target_group_arn in r.backends.values() for r in self._running.values())
         if not served and not attached:
             return TargetHealth(
@@ -320,20 +341,44 @@ class LoadBalancerRuntime:
             "initial", "Elb.RegistrationInProgress", "Target registration is in progress"
         )
 
+    def requests_served(self, target_group_arn: str) -> int:
+        """HTTP responses the group's servers gave, summed over the balancers forwarding to it.
+
+        Counted since each HAProxy process started: a reload starts from zero again.
+        """
+        total = 0
+        with self._lock:
+            for running in self._running.values():
+                for row in _stat_rows(running.stats_socket):
+                    if running.backends.get(row.get("pxname", "")) == target_group_arn:
+                        total += sum(int(row.get(key) or 0) for key in _RESPONSE_COUNTERS)
+        return total
+
     def addresses(self) -> dict[str, str]:
         """DNS name → loopback address of every running balancer."""
         with self._lock:
             return {r.dns_name: r.address for r in self._running.values()}
 
 
-def _health_from_row(row: dict[str, str], was_up: bool) -> TargetHealth:
+_RESPONSE_COUNTERS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
+
+
+def _health_from_row(
+    row: dict[str, str], was_up: bool, *, failed_long_enough: bool = False
+) -> TargetHealth:
+    """A server's row in ELB's terms. A target that never passed is `initial` until it has failed
+    its checks for the unhealthy threshold's worth of intervals, then `unhealthy` (as on ELB)."""
     status = row.get("status", "")
     check = row.get("check_status", "")
     if status.startswith("UP"):
         return TargetHealth("healthy")
     if status.startswith("MAINT"):
         return TargetHealth("unused", "Target.NotInUse", "Target is in maintenance")
-    if not was_up:
+    # check_status: L4OK/L6OK/L7OK(C) passed; L4TOUT, L4CON, L7STS, SOCKERR, ... failed; a
+    # leading "* " marks a check in progress.
+    last = check.lstrip("* ")
+    last_check_failed = last.startswith(("L4", "L6", "L7", "SOCKERR")) and "OK" not in last
+    if not was_up and not (failed_long_enough and last_check_failed):
         return TargetHealth(
             "initial", "Elb.RegistrationInProgress", "Target registration is in progress"
         )
@@ -343,7 +388,7 @@ def _health_from_row(row: dict[str, str], was_up: bool) -> TargetHealth:
         "L7TOUT": ("Target.Timeout", "Request timed out"),
     }
     reason, description = reasons.get(
-        check.rstrip("0123456789 "), ("Target.FailedHealthChecks", "Health checks failed")
+        last.rstrip("0123456789 "), ("Target.FailedHealthChecks", "Health checks failed")
     )
     if reason == "Target.ResponseCodeMismatch":
         description += f"[{row.get('check_code', '')}]"

@@ -707,3 +707,16 @@ def _remove_cgroup(cgroup: Path) -> None:
     ):
         directory.rmdir()
     cgroup.rmdir()
+
+
+def cpu_usage_usec(instance_id: str) -> int | None:
+    """CPU time the machine has used so far (its cgroup's usage_usec), or None if it has none."""
+    stat = CGROUP_ROOTS[0] / CGROUP_PARENT / instance_id / "cpu.stat"
+    try:
+        for line in stat.read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value)
+    except (OSError, ValueError):
+        return None
+    return None

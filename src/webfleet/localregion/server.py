@@ -16,6 +16,8 @@ from webfleet.localregion.baseimage import BaseImage, ensure_base_image
 from webfleet.localregion.images import CatalogueImage, debian_image, write_ami_catalogue
 from webfleet.localregion.instances import InstanceMachines
 from webfleet.localregion.load_balancers import LoadBalancerRuntime
+from webfleet.localregion.machines import cpu_usage_usec
+from webfleet.localregion.scaling import TargetTracking
 from webfleet.localregion.settings import RegionSettings
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,12 @@ def region_components(
 ) -> list[RegionComponent]:
     """The components in start order; they stop in reverse. Machines come first: their hooks
     must be on moto's models before the API takes a request."""
+    load_balancers = LoadBalancerRuntime(settings.state_dir)
     return [
         InstanceMachines(settings, base_image, base_ami),
-        LoadBalancerRuntime(settings.state_dir),
+        load_balancers,
         GroupHealth(),
+        TargetTracking(load_balancers, cpu_usage_usec),
         ApiServer(settings.host, settings.port),
     ]
 

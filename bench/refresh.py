@@ -1,0 +1,83 @@
+"""Time a rolling instance refresh of 2 and of 4 instances under a request stream.
+
+For each size: a fleet of that size (min = desired) running the baked app behind the ALB, then
+a refresh started as Terraform starts one (the stack's preferences: 50 % minimum healthy,
+60 s warmup, auto rollback), followed to its end while requests go through the ALB. Prints the
+refresh's duration and the failed-request count.
+Run on demand: .venv/bin/python bench/refresh.py
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sandbox import local_region, quiet
+
+from webfleet import deploy as deploy_stage
+from webfleet import http_checks, rollout
+from webfleet.bake import bake
+from webfleet.cloud import cloud_target
+from webfleet.failover import RequestStream
+from webfleet.verify import FleetView, read_deployment, wait_for_fleet
+
+SIZES = (2, 4)
+
+
+def sized(size: int) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        return text.replace(
+            "min_size = 2\ndesired_capacity = 2\nmax_size = 4",
+            f"min_size = {size}\ndesired_capacity = {size}\nmax_size = {size + 2}",
+        )
+
+    return edit
+
+
+def refresh_once(size: int) -> tuple[float, rollout.TrafficReport, str]:
+    with local_region(sized(size)) as (stack, paths, _settings):
+        assert stack.asg.desired_capacity == size, "the stack edit did not apply"
+        bake(stack, paths, quiet())
+        deploy_stage.deploy(stack, paths, quiet())
+        deployment = read_deployment(paths, stack.env_name)
+        target = cloud_target(stack)
+        settled, _ = wait_for_fleet(FleetView(target, deployment), size, timeout=600)
+        assert settled.passed, settled.detail
+        preferences = stack.asg.instance_refresh
+        refresh_id = target.client("autoscaling").start_instance_refresh(
+            AutoScalingGroupName=deployment.asg_name,
+            Strategy="Rolling",
+            Preferences={
+                "MinHealthyPercentage": preferences.min_healthy_percentage,
+                "InstanceWarmup": preferences.instance_warmup,
+                "AutoRollback": preferences.auto_rollback,
+            },
+        )["InstanceRefreshId"]
+        listener = http_checks.Listener("HTTP", stack.load_balancer.http.port, "forward")
+        stream = RequestStream(
+            fetch=lambda: http_checks.fetch(deployment.alb_dns_name, listener, "/")
+        )
+        result, traffic = rollout.watched_rollout(
+            target, deployment.asg_name, refresh_id, lambda _: None, 1800, stream
+        )
+        deploy_stage.destroy(stack, paths, quiet())
+        assert traffic is not None
+        return result.seconds, traffic, result.status
+
+
+def main() -> None:
+    rows = []
+    for size in SIZES:
+        started = time.monotonic()
+        seconds, traffic, status = refresh_once(size)
+        rows.append((size, status, seconds, traffic, time.monotonic() - started))
+    print("\ninstances  status       refresh s  requests  failed  (whole run s)")
+    for size, status, seconds, traffic, whole in rows:
+        print(
+            f"{size:>9}  {status:<11}  {seconds:9.1f}  {traffic.requests:8}  "
+            f"{traffic.failed:6}  ({whole:.0f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
