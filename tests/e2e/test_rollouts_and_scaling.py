@@ -55,12 +55,14 @@ def set_app_version(project: ProjectPaths, old: str, new: str) -> None:
 
 
 def group(sandbox: Sandbox, project: ProjectPaths) -> dict[str, Any]:
-    """The deployed Auto Scaling Group as the API describes it."""
+    """The deployed Auto Scaling Group as the API describes it, with its InService instances
+    (replaced ones are listed as Terminating while they drain)."""
     name = read_deployment(project, "local").asg_name
     autoscaling = sandbox.target().client("autoscaling")
     found: dict[str, Any] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
         "AutoScalingGroups"
     ][0]
+    found["Instances"] = [i for i in found["Instances"] if i["LifecycleState"] == "InService"]
     return found
 
 
@@ -84,6 +86,7 @@ def test_new_version_rolls_through_with_no_failed_request(
 
     assert result.returncode == 0, result.stderr
     rollout = document["stages"]["rollout"]
+    print(f"\nrolling deploy of 2 instances: {rollout}")  # shown with -s: the measured numbers
     assert rollout["status"] == "Successful", rollout
     traffic = rollout["traffic"]
     assert traffic["failed"] == 0, traffic
@@ -136,6 +139,8 @@ def test_load_scales_the_fleet_out_and_back_in(sandbox: Sandbox, project: Projec
     )
 
     assert result.returncode == 0, result.stderr
+    summary = {k: v for k, v in report.items() if k != "samples"}
+    print(f"\nload: {summary}\nsamples: {report['samples']}")  # shown with -s
     assert report["sent"] >= 60 * 70, report["sent"]
     assert report["failed"] == 0, report["first_failure"]
     assert report["peak_desired"] == 4, report["samples"]
@@ -146,3 +151,5 @@ def test_load_scales_the_fleet_out_and_back_in(sandbox: Sandbox, project: Projec
     assert any("Terminating" in d for d in descriptions), descriptions
     seen = [s["requests_per_target"] for s in report["samples"] if s["requests_per_target"]]
     assert max(seen) > 1000, seen  # the metric the policy acted on, from HAProxy
+    # The CPU policy's metric, from the machines' cgroups, is measured and published too.
+    assert any(s["cpu"] is not None and s["cpu"] > 0 for s in report["samples"]), report["samples"]

@@ -142,7 +142,10 @@ def test_new_user_data_rolls_a_new_template_version_through_a_refresh(
     (group,) = autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=[changed.outputs["asg_name"]]
     )["AutoScalingGroups"]
-    assert {instance["LaunchTemplate"]["Version"] for instance in group["Instances"]} == {"2"}
+    # The replaced instances may still be listed as Terminating while they drain.
+    in_service = [i for i in group["Instances"] if i["LifecycleState"] == "InService"]
+    assert len(in_service) == 2
+    assert {instance["LaunchTemplate"]["Version"] for instance in in_service} == {"2"}
     refreshes = autoscaling.describe_instance_refreshes(
         AutoScalingGroupName=changed.outputs["asg_name"]
     )["InstanceRefreshes"]

@@ -103,11 +103,12 @@ def new_template_version(endpoint: str, template_id: str, user_data: str) -> str
 
 
 def group_instances(endpoint: str, name: str = "web") -> list[dict[str, Any]]:
+    """The group's InService members (instances leaving it are listed as Terminating until
+    they are drained and terminated, as on AWS)."""
     groups = client(endpoint, "autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=[name]
     )["AutoScalingGroups"]
-    instances: list[dict[str, Any]] = groups[0]["Instances"]
-    return instances
+    return [i for i in groups[0]["Instances"] if i["LifecycleState"] == "InService"]
 
 
 # --- EC2 -----------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ AWS and for the local region (no ignore_changes, no local-only branches):
   CancelInstanceRefresh and RollbackInstanceRefresh, served by instance_refresh.py.
 - ``add_scaling_activities``: DescribeScalingActivities lists the scaling the region did (moto
   always answers an empty list).
+- ``drain_leaving_instances``: an instance leaving a group with target groups (scale-in, refresh)
+  is deregistered and listed as Terminating until the deregistration delay has passed, then
+  terminated; moto terminates at once and keeps the targets registered.
 - ``UnhandledErrorMiddleware``: a crash inside moto (or an action it lacks) is answered with a
   clear error that the SDKs do not retry, instead of a bare HTTP 500 that Terraform retries for
   many minutes.
@@ -72,6 +75,7 @@ def apply_model_fixes() -> None:
     fix_capacity_reservation_specification()
     add_instance_refresh()
     add_scaling_activities()
+    drain_leaving_instances()
 
 
 # --- EC2: AMIs from MOTO_AMIS_PATH ------------------------------------------------------------
@@ -403,6 +407,13 @@ def add_instance_refresh() -> None:
     AutoScalingResponse.describe_instance_refreshes = describe  # type: ignore[attr-defined]
     AutoScalingResponse.cancel_instance_refresh = cancel  # type: ignore[attr-defined]
     AutoScalingResponse.rollback_instance_refresh = rollback  # type: ignore[attr-defined]
+
+
+def drain_leaving_instances() -> None:
+    """Instances leaving a group behind a load balancer drain first (group_members.py)."""
+    from webfleet.localregion.group_members import drain_on_scale_in
+
+    drain_on_scale_in()
 
 
 def add_scaling_activities() -> None:

@@ -1,6 +1,7 @@
 """What the local region's Auto Scaling does beyond moto's records.
 
-(Instance refresh: instance_refresh.py; leaving instances drain first: group_members.py.)
+(Instance refresh: instance_refresh.py; leaving instances drain first: group_members.py, installed
+with the API fixes.)
 
 - Spread: a group launches each new instance in the subnet (AZ) that has the fewest of its
   instances, as EC2 Auto Scaling balances across AZs (moto puts every one in the first subnet).
@@ -17,7 +18,6 @@ import datetime as dt
 import logging
 from typing import Any
 
-from webfleet.localregion import group_members
 from webfleet.localregion.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ class GroupHealth:
 
     def start(self) -> None:
         _spread_launches()
-        group_members.drain_on_scale_in()
         self._checks.start()
 
     def stop(self) -> None:

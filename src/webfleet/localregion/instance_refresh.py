@@ -438,7 +438,8 @@ class RefreshWorker:
         return next((s for s in self.group.instance_states if s.instance.id == instance_id), None)
 
     def _member(self, instance_id: str) -> bool:
-        return self._state(instance_id) is not None
+        state = self._state(instance_id)
+        return state is not None and group_members.in_service(state)
 
     def _checkpoint(self) -> None:
         delay = int(self.preferences.get("CheckpointDelay", DEFAULT_CHECKPOINT_DELAY))
@@ -465,13 +466,18 @@ def _outdated(group: Any, skip_matching: bool) -> list[Any]:
     return [
         state
         for state in group.instance_states
-        if not skip_matching or instance_version(state) != target
+        if group_members.in_service(state)
+        and (not skip_matching or instance_version(state) != target)
     ]
 
 
 def _common_version(group: Any) -> int | None:
     """The launch template version most of the group's instances run (before a refresh)."""
-    versions = Counter(v for s in group.instance_states if (v := instance_version(s)) is not None)
+    versions = Counter(
+        v
+        for s in group.instance_states
+        if group_members.in_service(s) and (v := instance_version(s)) is not None
+    )
     if versions:
         return versions.most_common(1)[0][0]
     return template_version(group)
