@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -44,6 +44,7 @@ class Adoption:
     import_id: str
 
 
+T = TypeVar("T")
 Finder = Callable[[CloudTarget, Mapping[str, Any]], Found | None]
 
 
@@ -102,32 +103,37 @@ def _elbv2_tags(target: CloudTarget, arn: str) -> dict[str, str]:
     return _tag_dict(described[0]["Tags"] if described else [])
 
 
-def _load_balancer(target: CloudTarget, after: Mapping[str, Any]) -> Found | None:
-    name = after.get("name")
-    if not name:
-        return None
+def _if_exists(call: Callable[[], T]) -> T | None:
+    """The call's answer, or None when the API says the resource does not exist."""
     try:
-        found = target.client("elbv2").describe_load_balancers(Names=[name])["LoadBalancers"]
+        return call()
     except ClientError as error:
         if _not_found(error):
             return None
         raise
-    arn = found[0]["LoadBalancerArn"]
+
+
+def _elbv2_named(
+    target: CloudTarget, after: Mapping[str, Any], describe: str, kind: str
+) -> Found | None:
+    """A load balancer or target group by name (describe_load_balancers/_target_groups)."""
+    name = after.get("name")
+    if not name:
+        return None
+    operation = getattr(target.client("elbv2"), describe)
+    found = _if_exists(lambda: operation(Names=[name])[f"{kind}s"])
+    if not found:
+        return None
+    arn = str(found[0][f"{kind}Arn"])
     return Found(arn, _elbv2_tags(target, arn))
+
+
+def _load_balancer(target: CloudTarget, after: Mapping[str, Any]) -> Found | None:
+    return _elbv2_named(target, after, "describe_load_balancers", "LoadBalancer")
 
 
 def _target_group(target: CloudTarget, after: Mapping[str, Any]) -> Found | None:
-    name = after.get("name")
-    if not name:
-        return None
-    try:
-        found = target.client("elbv2").describe_target_groups(Names=[name])["TargetGroups"]
-    except ClientError as error:
-        if _not_found(error):
-            return None
-        raise
-    arn = found[0]["TargetGroupArn"]
-    return Found(arn, _elbv2_tags(target, arn))
+    return _elbv2_named(target, after, "describe_target_groups", "TargetGroup")
 
 
 def _listener(target: CloudTarget, after: Mapping[str, Any]) -> Found | None:
@@ -200,12 +206,9 @@ def _iam_role(target: CloudTarget, after: Mapping[str, Any]) -> Found | None:
     name = after.get("name")
     if not name:
         return None
-    try:
-        role = target.client("iam").get_role(RoleName=name)["Role"]
-    except ClientError as error:
-        if _not_found(error):
-            return None
-        raise
+    role = _if_exists(lambda: target.client("iam").get_role(RoleName=name)["Role"])
+    if role is None:
+        return None
     return Found(name, _tag_dict(role.get("Tags")))
 
 
@@ -213,12 +216,10 @@ def _instance_profile(target: CloudTarget, after: Mapping[str, Any]) -> Found | 
     name = after.get("name")
     if not name:
         return None
-    try:
-        profile = target.client("iam").get_instance_profile(InstanceProfileName=name)
-    except ClientError as error:
-        if _not_found(error):
-            return None
-        raise
+    iam = target.client("iam")
+    profile = _if_exists(lambda: iam.get_instance_profile(InstanceProfileName=name))
+    if profile is None:
+        return None
     return Found(name, _tag_dict(profile["InstanceProfile"].get("Tags")))
 
 
