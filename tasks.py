@@ -1,12 +1,12 @@
 """webfleet's tasks: `invoke --list` shows them, `invoke --help TASK` explains one.
 
-Each task is a thin shell over webfleet.commands; the work lives in the webfleet package.
+Each task is a thin shell over webfleet.cli.commands; the work lives in the webfleet package.
 """
 
 from invoke import Collection, Exit, task
 
-from webfleet import commands
-from webfleet.load import LoadPlan
+from webfleet.cli import commands
+from webfleet.stages.load import LoadPlan
 
 STACK_HELP = {
     "stack": "stack file (default: webfleet.toml)",

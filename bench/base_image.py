@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from webfleet.localregion.baseimage import ensure_base_image, remove_stale_builds
-from webfleet.localregion.host import remove_directory_safely
+from webfleet.localregion.host.mounts import remove_directory_safely
+from webfleet.localregion.images.baseimage import ensure_base_image, remove_stale_builds
 
 
 def main() -> None:

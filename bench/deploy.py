@@ -11,7 +11,7 @@ import statistics
 
 from sandbox import local_region, quiet, timed
 
-from webfleet import deploy as deploy_stage
+from webfleet.stages.deploy import apply as deploy_stage
 
 
 def main() -> None:

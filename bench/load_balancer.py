@@ -17,9 +17,9 @@ from typing import Any
 
 from sandbox import local_region, quiet
 
-from webfleet.bake import bake
-from webfleet.cloud import cloud_target
-from webfleet.render import render
+from webfleet.stages.bake import bake
+from webfleet.stages.render import render
+from webfleet.targets.cloud import cloud_target
 
 READY_SECONDS = 180.0
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from sandbox import local_region, quiet, timed
 
-from webfleet.bake import bake
-from webfleet.cloud import cloud_target
-from webfleet.render import render
+from webfleet.stages.bake import bake
+from webfleet.stages.render import render
+from webfleet.targets.cloud import cloud_target
 
 ANSWER_TIMEOUT_SECONDS = 300.0
 

@@ -12,9 +12,9 @@ import time
 
 from sandbox import local_region, quiet
 
-from webfleet import deploy as deploy_stage
-from webfleet import verify as verify_stage
-from webfleet.bake import bake
+from webfleet.stages.bake import bake
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.verify import run as verify_stage
 
 
 def main() -> None:

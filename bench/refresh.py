@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 from sandbox import local_region, quiet
 
-from webfleet import deploy as deploy_stage
-from webfleet import http_checks, rollout
-from webfleet.bake import bake
-from webfleet.cloud import cloud_target
-from webfleet.failover import RequestStream
-from webfleet.verify import FleetView, read_deployment, wait_for_fleet
+from webfleet.stages import rollout
+from webfleet.stages.bake import bake
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.verify import http as http_checks
+from webfleet.stages.verify.failover import RequestStream
+from webfleet.stages.verify.run import FleetView, read_deployment, wait_for_fleet
+from webfleet.targets.cloud import cloud_target
 
 SIZES = (2, 4)
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from webfleet.cloud import region_settings
+from webfleet.cli.progress import Progress
 from webfleet.config import EnvironmentStack, load_stack
-from webfleet.localregion import daemon
-from webfleet.localregion.ports import free_port
-from webfleet.localregion.settings import STATE_DIR_ENV, RegionSettings
+from webfleet.localregion.runtime import daemon
+from webfleet.localregion.runtime.ports import free_port
+from webfleet.localregion.runtime.settings import STATE_DIR_ENV, RegionSettings
 from webfleet.paths import ProjectPaths
-from webfleet.progress import Progress
+from webfleet.targets.cloud import region_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from sandbox import local_region, quiet
 
-from webfleet import deploy as deploy_stage
-from webfleet import http_checks
-from webfleet.bake import bake
-from webfleet.cloud import cloud_target
-from webfleet.load import FleetWatch, LoadPlan, run_load
-from webfleet.verify import FleetView, read_deployment, wait_for_fleet
+from webfleet.stages.bake import bake
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.load import FleetWatch, LoadPlan, run_load
+from webfleet.stages.verify import http as http_checks
+from webfleet.stages.verify.run import FleetView, read_deployment, wait_for_fleet
+from webfleet.targets.cloud import cloud_target
 
 PLAN = LoadPlan(rps=60, duration=90, settle=600)
 

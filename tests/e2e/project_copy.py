@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Sandbox
-from webfleet.localregion.settings import STATE_DIR_ENV
+from webfleet.localregion.runtime.settings import STATE_DIR_ENV
 from webfleet.paths import BUILD_DIR_ENV, PROJECT_DIR_ENV, ProjectPaths
 
 PROJECT_PARTS = ("app", "packer", "templates", "user_data", "terraform", "tests/infra")

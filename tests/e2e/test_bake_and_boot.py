@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Sandbox, quiet_progress
-from webfleet import deploy as deploy_stage
-from webfleet.bake import BakeResult, bake
 from webfleet.config import load_stack
-from webfleet.instance_checks import SpecContext, run_instance_specs
 from webfleet.paths import ProjectPaths
-from webfleet.render import render
+from webfleet.stages.bake import BakeResult, bake
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.render import render
+from webfleet.stages.verify.specs import SpecContext, run_instance_specs
 
 pytestmark = pytest.mark.e2e
 

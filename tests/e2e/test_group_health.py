@@ -11,12 +11,12 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.e2e.test_load_balancer import USER_DATA, health, wait_for, web_balancer
-from webfleet.cloud import region_settings
-from webfleet.localregion import daemon
-from webfleet.localregion.baseimage import ensure_base_image
-from webfleet.localregion.images import debian_image
-from webfleet.localregion.machines import MachineRuntime
-from webfleet.localregion.settings import RegionSettings
+from webfleet.localregion.ec2.machines import MachineRuntime
+from webfleet.localregion.images.baseimage import ensure_base_image
+from webfleet.localregion.images.catalogue import debian_image
+from webfleet.localregion.runtime import daemon
+from webfleet.localregion.runtime.settings import RegionSettings
+from webfleet.targets.cloud import region_settings
 
 pytestmark = pytest.mark.e2e
 

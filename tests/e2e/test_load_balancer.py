@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import Sandbox
-from webfleet.cloud import region_settings
-from webfleet.localregion import daemon
-from webfleet.localregion.baseimage import ensure_base_image
-from webfleet.localregion.hosts_file import HostsBlock, default_hosts_file
-from webfleet.localregion.images import debian_image
-from webfleet.localregion.load_balancers import haproxy_processes
-from webfleet.localregion.machines import MachineRuntime
-from webfleet.localregion.network import region_tag
-from webfleet.localregion.settings import RegionSettings
+from webfleet.localregion.ec2.machines import MachineRuntime
+from webfleet.localregion.ec2.network import region_tag
+from webfleet.localregion.elb.hosts_file import HostsBlock, default_hosts_file
+from webfleet.localregion.elb.load_balancers import haproxy_processes
+from webfleet.localregion.images.baseimage import ensure_base_image
+from webfleet.localregion.images.catalogue import debian_image
+from webfleet.localregion.runtime import daemon
+from webfleet.localregion.runtime.settings import RegionSettings
+from webfleet.targets.cloud import region_settings
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import Sandbox, quiet_progress
 from tests.e2e.project_copy import copy_project, invoke
-from webfleet import deploy as deploy_stage
 from webfleet.paths import ProjectPaths
+from webfleet.stages.deploy import apply as deploy_stage
 
 pytestmark = pytest.mark.e2e
 

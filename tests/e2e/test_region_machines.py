@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import Sandbox
-from webfleet.cloud import region_settings
-from webfleet.localregion import daemon
-from webfleet.localregion.baseimage import ensure_base_image
-from webfleet.localregion.images import debian_image
-from webfleet.localregion.network import link_alias, netns_prefix
-from webfleet.localregion.processes import is_alive, wait_until
-from webfleet.localregion.settings import RegionSettings
-from webfleet.localregion.vpc_guard import GUARD_METRIC
+from webfleet.localregion.ec2.network import link_alias, netns_prefix
+from webfleet.localregion.ec2.vpc_guard import GUARD_METRIC
+from webfleet.localregion.images.baseimage import ensure_base_image
+from webfleet.localregion.images.catalogue import debian_image
+from webfleet.localregion.runtime import daemon
+from webfleet.localregion.runtime.processes import is_alive, wait_until
+from webfleet.localregion.runtime.settings import RegionSettings
+from webfleet.targets.cloud import region_settings
 
 pytestmark = pytest.mark.e2e
 

@@ -21,10 +21,10 @@ import pytest
 
 from tests.conftest import Sandbox, quiet_progress
 from tests.e2e.project_copy import copy_project, invoke
-from webfleet import deploy as deploy_stage
-from webfleet import http_checks
 from webfleet.paths import ProjectPaths
-from webfleet.verify import read_deployment
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.verify import http as http_checks
+from webfleet.stages.verify.run import read_deployment
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """Context for the instance specs: what the stack says the instance should look like.
 
-`webfleet.instance_checks` writes it as JSON and names the file in $WEBFLEET_SPEC_CONTEXT;
+`webfleet.stages.verify.specs` writes it as JSON and names the file in $WEBFLEET_SPEC_CONTEXT;
 pytest-testinfra's `--hosts` names the instances. The same specs run on AWS and locally.
 """
 

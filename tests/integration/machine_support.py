@@ -16,8 +16,8 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from webfleet.localregion.machines import CGROUP_PARENT, CGROUP_ROOTS, MachineRuntime
-from webfleet.localregion.network import link_alias, netns_prefix
+from webfleet.localregion.ec2.machines import CGROUP_PARENT, CGROUP_ROOTS, MachineRuntime
+from webfleet.localregion.ec2.network import link_alias, netns_prefix
 
 OWNER_FILE = "owner"
 

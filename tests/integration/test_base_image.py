@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from webfleet.localregion.baseimage import (
+from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host.mounts import mounts_under
+from webfleet.localregion.images.baseimage import (
     CLOUD_CFG,
     BaseImage,
     BaseImageSpec,
@@ -27,8 +29,6 @@ from webfleet.localregion.baseimage import (
     ensure_base_image,
     remove_stale_builds,
 )
-from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.host import mounts_under
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,7 @@ INTERRUPTED_BUILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from webfleet.localregion.baseimage import BaseImageSpec, ensure_base_image
+    from webfleet.localregion.images.baseimage import BaseImageSpec, ensure_base_image
     spec = BaseImageSpec(packages=("ca-certificates",))
     ensure_base_image(Path(sys.argv[1]), lambda message: print(message, flush=True), spec)
     """

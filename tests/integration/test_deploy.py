@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from tests.conftest import Sandbox, quiet_progress
-from webfleet import deploy as deploy_stage
-from webfleet.deploy import DeployResult
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.deploy.apply import DeployResult
 
 pytestmark = pytest.mark.integration
 

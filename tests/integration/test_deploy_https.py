@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Sandbox, quiet_progress
-from webfleet import deploy as deploy_stage
-from webfleet import rollout
-from webfleet.deploy import DeployResult
+from webfleet.stages import rollout
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.deploy.apply import DeployResult
 
 pytestmark = pytest.mark.integration
 

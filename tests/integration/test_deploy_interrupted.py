@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, Sandbox
-from webfleet import deploy
 from webfleet.paths import BUILD_DIR_ENV
+from webfleet.stages.deploy import apply as deploy
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port
-from webfleet.localregion.settings import STATE_DIR_ENV
+from webfleet.localregion.runtime.settings import STATE_DIR_ENV
 from webfleet.paths import BUILD_DIR_ENV
 
 INVOKE = str(ROOT / ".venv" / "bin" / "invoke")

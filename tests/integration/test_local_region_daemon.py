@@ -15,16 +15,16 @@ from pathlib import Path
 import boto3
 import pytest
 
-from webfleet.localregion import daemon
-from webfleet.localregion.baseimage import ensure_base_image
-from webfleet.localregion.daemon import RegionState
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.images import debian_image
-from webfleet.localregion.pidfile import PidRecord, write_pid_record
-from webfleet.localregion.ports import free_port
-from webfleet.localregion.probe import api_answers, sts_client
-from webfleet.localregion.processes import is_alive, serve_command, wait_until
-from webfleet.localregion.settings import RegionSettings
+from webfleet.localregion.images.baseimage import ensure_base_image
+from webfleet.localregion.images.catalogue import debian_image
+from webfleet.localregion.runtime import daemon
+from webfleet.localregion.runtime.daemon import RegionState
+from webfleet.localregion.runtime.pidfile import PidRecord, write_pid_record
+from webfleet.localregion.runtime.ports import free_port
+from webfleet.localregion.runtime.probe import api_answers, sts_client
+from webfleet.localregion.runtime.processes import is_alive, serve_command, wait_until
+from webfleet.localregion.runtime.settings import RegionSettings
 
 
 def region_pids(state_dir: Path) -> list[int]:

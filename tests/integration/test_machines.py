@@ -21,9 +21,9 @@ import pytest
 
 from tests.integration import machine_support
 from tests.integration.machine_support import free_subnets, machine_runtime, run_state_dir
-from webfleet.localregion.baseimage import BaseImage, default_cache_dir, ensure_base_image
-from webfleet.localregion.machines import MachineRuntime, MachineSpec
-from webfleet.localregion.processes import wait_until
+from webfleet.localregion.ec2.machines import MachineRuntime, MachineSpec
+from webfleet.localregion.images.baseimage import BaseImage, default_cache_dir, ensure_base_image
+from webfleet.localregion.runtime.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -220,7 +220,7 @@ def test_three_machines_at_once(runtime: MachineRuntime, image: BaseImage, state
 CRASHING_DAEMON = """\
 import os, sys
 from pathlib import Path
-from webfleet.localregion.machines import MachineRuntime, MachineSpec
+from webfleet.localregion.ec2.machines import MachineRuntime, MachineSpec
 spec = MachineSpec.from_json(__import__("json").loads(sys.argv[2]))
 runtime = MachineRuntime(Path(sys.argv[1]))
 runtime.launch(spec)

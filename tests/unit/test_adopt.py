@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webfleet.adopt import Found, is_ours, planned_creates
+from webfleet.stages.deploy.adopt import Found, is_ours, planned_creates
 
 OURS = {"App": "demo", "Environment": "local", "ManagedBy": "webfleet"}
 

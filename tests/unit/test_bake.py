@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from webfleet.bake import packer_environment, packer_variables, variables_path
-from webfleet.bundle import Bundle
-from webfleet.cloud import cloud_target
 from webfleet.config import EnvironmentStack, load_stack
-from webfleet.deploy import baked_ami
-from webfleet.packer import MANIFEST_FILE, PackerError
+from webfleet.drivers.packer import MANIFEST_FILE, PackerError
 from webfleet.paths import ProjectPaths
+from webfleet.stages.bake import packer_environment, packer_variables, variables_path
+from webfleet.stages.bundle import Bundle
+from webfleet.stages.deploy.apply import baked_ami
+from webfleet.targets.cloud import cloud_target
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "packer" / "app.pkr.hcl"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from webfleet.localregion import baseimage, debootstrap
-from webfleet.localregion.baseimage import (
+from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.images import baseimage, debootstrap
+from webfleet.localregion.images.baseimage import (
     CLOUD_CFG,
     MIRROR_ENV,
     BaseImageSpec,
@@ -18,7 +19,6 @@ from webfleet.localregion.baseimage import (
     ensure_base_image,
     image_name,
 )
-from webfleet.localregion.errors import LocalRegionError
 
 MIRROR = "http://deb.debian.org/debian"
 

@@ -1,4 +1,4 @@
-"""webfleet.bundle: the real app bundle, and an offline install from it as install-app.sh does."""
+"""webfleet.stages.bundle: the real app bundle, and an offline install from it (install-app.sh)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from webfleet import bundle as bundle_module
-from webfleet.bundle import Bundle, build_bundle
 from webfleet.errors import WebfleetError
+from webfleet.stages import bundle as bundle_module
+from webfleet.stages.bundle import Bundle, build_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "app"

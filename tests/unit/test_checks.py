@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webfleet.checks import Check, failures, summarize
+from webfleet.stages.verify.checks import Check, failures, summarize
 
 
 def check(name: str, passed: bool = True, *, skipped: bool = False, seconds: float = 1.0) -> Check:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from webfleet.failover import (
+from webfleet.stages.verify.failover import (
     FailoverTimeouts,
     FleetProbe,
     Sample,
     longest_outage,
     run_failover,
 )
-from webfleet.http_checks import Answer
+from webfleet.stages.verify.http import Answer
 
 OK = Answer(200, "i-2")
 FAIL = Answer(502)

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.haproxy_config import (
+from webfleet.localregion.elb.haproxy_config import (
     Action,
     Condition,
     HealthCheck,
@@ -31,7 +30,8 @@ from webfleet.localregion.haproxy_config import (
     TargetGroup,
     render_haproxy_config,
 )
-from webfleet.localregion.ports import free_port
+from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.runtime.ports import free_port
 
 HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
 needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from webfleet.localregion.hosts_file import HostsBlock
+from webfleet.localregion.elb.hosts_file import HostsBlock
 
 ORIGINAL = "127.0.0.1 localhost\n# a comment\n10.0.0.1 other\n"
 

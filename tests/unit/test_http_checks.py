@@ -9,7 +9,7 @@ from itertools import cycle
 
 import pytest
 
-from webfleet.http_checks import (
+from webfleet.stages.verify.http import (
     AlbTarget,
     Answer,
     Listener,

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from webfleet.config import load_stack
-from webfleet.instance_checks import SpecContext
 from webfleet.paths import ProjectPaths
-from webfleet.render import render
+from webfleet.stages.render import render
+from webfleet.stages.verify.specs import SpecContext
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ElementTree
 from datetime import UTC, datetime
 from pathlib import Path
 
-from webfleet.checks import Check
-from webfleet.junit import junit_document, write_junit
+from webfleet.stages.verify.checks import Check
+from webfleet.stages.verify.junit import junit_document, write_junit
 
 CHECKS = [
     Check(

@@ -16,8 +16,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from webfleet.localregion.api import create_api_app
-from webfleet.localregion.api_fixes import UnhandledErrorMiddleware
+from webfleet.localregion.api.app import create_api_app
+from webfleet.localregion.api.fixes import UnhandledErrorMiddleware
 
 REGION = "eu-west-1"
 DEBIAN_OWNER = "136693071363"
@@ -629,7 +629,7 @@ def desired(endpoint: str) -> int:
 
 
 def test_target_tracking_scales_out_on_requests_and_back_in(endpoint: str) -> None:
-    from webfleet.localregion import scaling
+    from webfleet.localregion.autoscaling import scaling
 
     _, target_group_arn = group_with_target_group(endpoint, capacity=2)
     put_request_policy(endpoint, target_group_arn, target=1000)
@@ -680,7 +680,7 @@ def test_target_tracking_scales_out_on_requests_and_back_in(endpoint: str) -> No
 
 
 def test_target_tracking_honours_max_and_a_single_spike_does_not_scale(endpoint: str) -> None:
-    from webfleet.localregion import scaling
+    from webfleet.localregion.autoscaling import scaling
 
     _, target_group_arn = group_with_target_group(endpoint, capacity=2)
     put_request_policy(endpoint, target_group_arn, target=10)

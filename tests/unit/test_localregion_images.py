@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from webfleet.localregion.baseimage import BaseImage
-from webfleet.localregion.images import debian_image, write_ami_catalogue
+from webfleet.localregion.images.baseimage import BaseImage
+from webfleet.localregion.images.catalogue import debian_image, write_ami_catalogue
 
 
 def built_image(name: str) -> BaseImage:

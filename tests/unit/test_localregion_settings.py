@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.settings import RegionSettings, default_state_dir
+from webfleet.localregion.runtime.settings import RegionSettings, default_state_dir
 
 
 def test_defaults_serve_on_loopback_port_4599(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from webfleet import packer
-from webfleet.packer import (
+from webfleet.drivers import packer
+from webfleet.drivers.packer import (
     ArtifactEvent,
     ErrorEvent,
     OtherEvent,

@@ -10,7 +10,7 @@ import yaml
 
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.paths import ProjectPaths
-from webfleet.render import USER_DATA_LIMIT_BYTES, RenderError, render, systemd_quote
+from webfleet.stages.render import USER_DATA_LIMIT_BYTES, RenderError, render, systemd_quote
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from webfleet.failover import Sample
-from webfleet.http_checks import Answer
-from webfleet.rollout import RolloutFailed, RolloutResult, check_rollout, traffic_report
+from webfleet.stages.rollout import RolloutFailed, RolloutResult, check_rollout, traffic_report
+from webfleet.stages.verify.failover import Sample
+from webfleet.stages.verify.http import Answer
 
 
 def sample(at: float, version: str | None, status: int | None = 200) -> Sample:

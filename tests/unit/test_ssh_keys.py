@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from webfleet.ssh_keys import ensure_key, key_pair_name
+from webfleet.stages.deploy.ssh_keys import ensure_key, key_pair_name
 
 
 def test_key_is_generated_once_with_private_mode(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webfleet.localregion.load_balancers import _health_from_row
+from webfleet.localregion.elb.load_balancers import _health_from_row
 
 
 def row(status: str, check: str, code: str = "") -> dict[str, str]:

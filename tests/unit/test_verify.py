@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from webfleet.config import load_stack
+from webfleet.drivers.packer import ManifestBuild
 from webfleet.errors import WebfleetError
-from webfleet.packer import ManifestBuild
 from webfleet.paths import ProjectPaths
-from webfleet.verify import (
+from webfleet.stages.verify.run import (
     Deployment,
     FleetState,
     alb_target,

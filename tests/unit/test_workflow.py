@@ -19,8 +19,8 @@ import yaml
 
 from tests.conftest import ROOT
 from webfleet.config import load_stack
-from webfleet.packer import MANIFEST_FILE
-from webfleet.verify import JUNIT_FILE
+from webfleet.drivers.packer import MANIFEST_FILE
+from webfleet.stages.verify.run import JUNIT_FILE
 
 WORKFLOW = ROOT / ".github" / "workflows" / "image-pipeline.yml"
 BIN = ROOT / ".venv" / "bin"

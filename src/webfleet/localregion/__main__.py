@@ -7,10 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-from webfleet.localregion.baseimage import default_cache_dir
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.server import serve
-from webfleet.localregion.settings import (
+from webfleet.localregion.images.baseimage import default_cache_dir
+from webfleet.localregion.runtime.server import serve
+from webfleet.localregion.runtime.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     RegionSettings,

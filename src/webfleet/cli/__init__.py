@@ -1,0 +1,1 @@
+"""The Invoke tasks' bodies, tables and live progress: the only code that prints."""

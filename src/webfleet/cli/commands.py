@@ -1,0 +1,362 @@
+"""What each `invoke` task does for its user: run a stage, show its result, explain failures.
+
+tasks.py only declares the tasks and their options; everything they do is here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from webfleet.cli.progress import Progress
+from webfleet.config import DEFAULT_ENVIRONMENT, DEFAULT_STACK_FILE, EnvironmentStack, load_stack
+from webfleet.errors import WebfleetError
+from webfleet.localregion.runtime import daemon
+from webfleet.localregion.runtime.settings import RegionSettings
+from webfleet.paths import ProjectPaths
+from webfleet.stages import bake as bake_stage
+from webfleet.stages import load as load_stage
+from webfleet.stages import rollout
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.render import render as render_files
+from webfleet.stages.verify import http as http_checks
+from webfleet.stages.verify import run as verify_stage
+from webfleet.targets.cloud import cloud_target, region_settings
+
+
+class CommandFailed(Exception):
+    """Raised after a failure was explained to the user; tasks turn it into a non-zero exit."""
+
+
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+
+@contextmanager
+def _explained() -> Iterator[None]:
+    try:
+        yield
+    except WebfleetError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise CommandFailed(str(error)) from None
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]: re-run the same command to converge")
+        raise CommandFailed("interrupted") from None
+
+
+def _load(stack_file: str | None, env_name: str | None) -> tuple[EnvironmentStack, ProjectPaths]:
+    path = Path(stack_file) if stack_file else DEFAULT_STACK_FILE
+    stack = load_stack(path, env_name or DEFAULT_ENVIRONMENT)
+    return stack, ProjectPaths.of_checkout()
+
+
+def _emit_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def render(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        files = render_files(stack, paths)
+    if as_json:
+        _emit_json({"environment": stack.env_name, "files": [str(p) for p in files.all()]})
+        return
+    console.print(f"rendered for environment [bold]{stack.env_name}[/]:")
+    for path in files.all():
+        console.print(f"  {path.relative_to(paths.root)}")
+
+
+def bake(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            result = bake_stage.bake(stack, paths, progress)
+    if as_json:
+        _emit_json(
+            {
+                "environment": result.env_name,
+                "ami_id": result.ami_id,
+                "name": result.name,
+                "tags": result.tags,
+                "region": result.region,
+                "manifest": str(result.manifest_path),
+                "log": str(result.log_path),
+            }
+        )
+        return
+    table = Table(title=f"bake: {result.env_name}", show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("AMI", f"{result.ami_id} ({result.region})")
+    table.add_row("name", result.name)
+    table.add_row("tags", ", ".join(f"{key}={value}" for key, value in result.tags.items()))
+    table.add_row("manifest", _relative(result.manifest_path, paths.root))
+    table.add_row("log", _relative(result.log_path, paths.root))
+    console.print(table)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def deploy(stack_file: str | None, env_name: str | None, as_json: bool, wait: bool = True) -> None:
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            result = deploy_stage.deploy(stack, paths, progress)
+            rolled = _follow_rollout(stack, result, progress, with_traffic=False) if wait else None
+    outputs = result.outputs
+    if as_json:
+        _emit_json(
+            {
+                "environment": result.env_name,
+                "changes": vars(result.changes),
+                "outputs": outputs,
+                "rollout": rolled.as_dict() if rolled else None,
+            }
+        )
+        return
+    table = Table(title=f"deploy: {result.env_name}", show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    changes = result.changes
+    table.add_row(
+        "changes", f"{changes.add} added, {changes.change} changed, {changes.destroy} destroyed"
+    )
+    table.add_row("ALB DNS name", str(outputs.get("alb_dns_name")))
+    table.add_row("ASG", str(outputs.get("asg_name")))
+    table.add_row("target group", str(outputs.get("target_group_arn")))
+    table.add_row("AMI", str(outputs.get("ami_id")))
+    if rolled is not None:
+        table.add_row("rollout", f"instance refresh {rolled.status} in {rolled.seconds:.0f} s")
+    console.print(table)
+
+
+def _follow_rollout(
+    stack: EnvironmentStack,
+    deployed: deploy_stage.DeployResult,
+    progress: Progress,
+    *,
+    with_traffic: bool,
+) -> rollout.RolloutResult | None:
+    """Follow the deploy's instance refresh (if it started one); fail unless it succeeded."""
+    rolled, _ = _follow_rollout_with_traffic(stack, deployed, progress, with_traffic=with_traffic)
+    return rolled
+
+
+def _follow_rollout_with_traffic(
+    stack: EnvironmentStack,
+    deployed: deploy_stage.DeployResult,
+    progress: Progress,
+    *,
+    with_traffic: bool,
+) -> tuple[rollout.RolloutResult | None, rollout.TrafficReport | None]:
+    if deployed.refresh_id is None:
+        return None, None
+    progress.stage(
+        "rollout",
+        "instance refresh" + (" under a request stream through the ALB" if with_traffic else ""),
+    )
+    rolled, traffic = rollout.follow_deploy(
+        stack, deployed.outputs, deployed.refresh_id, progress.note, with_traffic=with_traffic
+    )
+    if traffic is not None:
+        progress.note(f"through the ALB: {traffic.describe()}", "bold")
+    rollout.check_rollout(rolled, traffic)
+    return rolled, traffic
+
+
+def destroy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            result = deploy_stage.destroy(stack, paths, progress)
+    if as_json:
+        _emit_json({"environment": result.env_name, "destroyed": result.changes.destroy})
+        return
+    console.print(f"destroy: {result.env_name}: {result.changes.destroy} resources destroyed")
+
+
+def verify(stack_file: str | None, env_name: str | None, as_json: bool, failover: bool) -> None:
+    """Check the deployed environment; exit non-zero with the failed checks named."""
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            result = verify_stage.verify(stack, paths, progress, failover=failover)
+    _report_verify(result, paths, as_json, {})
+
+
+def pipeline(stack_file: str | None, env_name: str | None, as_json: bool, failover: bool) -> None:
+    """bake → deploy → verify, each stage on the previous one's artifacts; stops at a failure."""
+    with _explained():
+        stack, paths = _load(stack_file, env_name)
+        with Progress(live=False if as_json else None) as progress:
+            progress.stage("pipeline", f"bake → deploy → verify ({stack.env_name})")
+            baked = bake_stage.bake(stack, paths, progress)
+            progress.note(f"baked {baked.ami_id} ({baked.name})", "bold")
+            deployed = deploy_stage.deploy(stack, paths, progress)
+            changes = deployed.changes
+            progress.note(
+                f"deployed: {changes.add} added, {changes.change} changed, "
+                f"{changes.destroy} destroyed; ALB {deployed.outputs.get('alb_dns_name')}",
+                "bold",
+            )
+            stages: dict[str, Any] = {
+                "bake": {
+                    "ami_id": baked.ami_id,
+                    "name": baked.name,
+                    "manifest": str(baked.manifest_path),
+                },
+                "deploy": {"changes": vars(deployed.changes), "outputs": deployed.outputs},
+            }
+            try:
+                rolled, traffic = _follow_rollout_with_traffic(
+                    stack, deployed, progress, with_traffic=True
+                )
+            except rollout.RolloutFailed as failure:
+                if as_json:
+                    _emit_json({"passed": False, "stages": stages, "error": str(failure)})
+                raise
+            stages["rollout"] = {
+                **(rolled.as_dict() if rolled else {}),
+                "traffic": traffic.as_dict() if traffic else None,
+            }
+            result = verify_stage.verify(stack, paths, progress, failover=failover)
+    _report_verify(result, paths, as_json, stages, title="pipeline")
+
+
+def load(
+    stack_file: str | None,
+    env_name: str | None,
+    as_json: bool,
+    plan: load_stage.LoadPlan,
+) -> None:
+    with _explained():
+        plan.check()
+        stack, paths = _load(stack_file, env_name)
+        if stack.environment.kind != "local":
+            raise WebfleetError(
+                f"environment {stack.env_name} is kind '{stack.environment.kind}': `invoke load` "
+                "only drives the local region's load balancers"
+            )
+        if not daemon.status(region_settings(stack)).running:
+            raise WebfleetError("the local region is not running: run `invoke deploy` first")
+        deployment = verify_stage.read_deployment(paths, stack.env_name)
+        alb = verify_stage.alb_target(stack, deployment)
+        listener = alb.serving
+        load_stage.check_loopback(alb.dns_name)
+        watch = load_stage.FleetWatch(
+            cloud_target(stack), deployment.asg_name, deployment.target_group_arn
+        )
+        with Progress(live=False if as_json else None) as progress:
+            progress.stage(
+                "load",
+                f"{plan.rps} requests/s for {plan.duration:g} s to "
+                f"{listener.protocol.lower()}://{alb.dns_name}:{listener.port}{plan.path}",
+            )
+            report = load_stage.run_load(
+                plan,
+                lambda: http_checks.fetch(alb.dns_name, listener, plan.path),
+                watch,
+                progress.note,
+            )
+    if as_json:
+        _emit_json(report.as_dict())
+        return
+    table = Table(title=f"load: {stack.env_name}", show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("requests", f"{report.sent} sent, {report.failed} failed")
+    table.add_row("capacity", f"peak desired {report.peak_desired}, now {report.final_desired}")
+    if report.settled_seconds is not None:
+        table.add_row("back to min", f"{report.settled_seconds:.0f} s after the load")
+    for activity in report.activities:
+        table.add_row("activity", activity)
+    console.print(table)
+
+
+def _report_verify(
+    result: verify_stage.VerifyResult,
+    paths: ProjectPaths,
+    as_json: bool,
+    stages: dict[str, Any],
+    *,
+    title: str = "verify",
+) -> None:
+    summary = result.summary
+    if as_json:
+        _emit_json({**result.as_dict(), **({"stages": stages} if stages else {})})
+    else:
+        table = Table(
+            title=f"{title}: {result.env_name} ({result.alb_dns_name})", title_justify="left"
+        )
+        table.add_column("check", style="bold", overflow="fold")
+        table.add_column("target", overflow="fold")
+        table.add_column("result", no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        table.add_column("s", justify="right", no_wrap=True)
+        for check in result.checks:
+            outcome = {"passed": "[green]pass[/]", "failed": "[bold red]FAIL[/]"}.get(
+                check.outcome, "[yellow]skip[/]"
+            )
+            table.add_row(check.name, check.target, outcome, check.detail, f"{check.seconds:.1f}")
+        console.print(table)
+        console.print(
+            f"{summary.passed} passed, {summary.failed} failed, {summary.skipped} skipped "
+            f"in {result.seconds:.1f} s; JUnit XML: {_relative(result.junit_path, paths.root)}"
+        )
+    if not result.passed:
+        failed = result.failures()
+        lines = "\n".join(f"  - {check.describe()}" for check in failed)
+        errors.print(
+            f"[bold red]{title} failed:[/] {len(failed) or 'no'} check(s) failed"
+            + (f"\n{lines}" if lines else " (nothing was checked)"),
+            highlight=False,
+        )
+        raise CommandFailed(f"{title} failed")
+
+
+def _region(stack_file: str | None, env_name: str | None) -> RegionSettings:
+    stack, _ = _load(stack_file, env_name)
+    if stack.environment.kind != "local":
+        raise WebfleetError(
+            f"environment {stack.env_name} is kind '{stack.environment.kind}': the local.* tasks "
+            "manage the local region; pick a local environment with --env."
+        )
+    return region_settings(stack)
+
+
+def _region_command(action: Callable[[RegionSettings], Any]) -> Callable[..., Any]:
+    def run(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
+        with _explained():
+            outcome = action(_region(stack_file, env_name))
+        if as_json:
+            _emit_json(_as_document(outcome))
+        else:
+            console.print(outcome.describe() if hasattr(outcome, "describe") else outcome)
+
+    return run
+
+
+def _as_document(outcome: Any) -> dict[str, Any]:
+    if hasattr(outcome, "as_dict"):
+        document: dict[str, Any] = outcome.as_dict()
+        return document
+    return {"result": str(outcome)}
+
+
+def _up(settings: RegionSettings) -> daemon.RegionStatus:
+    # Progress (a first base image build takes minutes) on stderr: --json keeps stdout clean.
+    return daemon.up(settings, on_progress=lambda line: errors.print(f"  {line}"))
+
+
+local_up = _region_command(_up)
+local_down = _region_command(daemon.down)
+local_status = _region_command(daemon.status)

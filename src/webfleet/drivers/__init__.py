@@ -1,0 +1,1 @@
+"""Typed drivers over the installed Packer and Terraform CLIs."""

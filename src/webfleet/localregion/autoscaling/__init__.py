@@ -1,0 +1,1 @@
+"""Auto Scaling in the local region: group health, members leaving, refreshes, target tracking."""

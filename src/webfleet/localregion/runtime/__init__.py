@@ -1,0 +1,1 @@
+"""The region daemon: starting, serving and stopping it and its helper processes."""

@@ -1,0 +1,155 @@
+"""The bake stage: the app bundle and its systemd unit baked into an AMI by Packer.
+
+Inputs: the stack, the app (app/) and packer/app.pkr.hcl. Outputs under build/<env>/: the bundle
+(bundle/), Packer's variables (packer/variables.pkrvars.json), its log (logs/) and the manifest
+(packer-manifest.json), which `deploy` reads for the AMI to launch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webfleet.cli.progress import Progress
+from webfleet.config import EnvironmentStack
+from webfleet.drivers.packer import MANIFEST_FILE, PackerError, build, check_packer, read_manifest
+from webfleet.paths import ProjectPaths
+from webfleet.stages.bundle import Bundle, build_bundle
+from webfleet.stages.deploy.apply import start_local_region
+from webfleet.stages.render import render
+from webfleet.targets.cloud import CloudTarget, cloud_target
+
+TEMPLATE = Path("packer") / "app.pkr.hcl"
+APP_DIR = Path("app")
+INSTALL_SCRIPT = Path("packer") / "scripts" / "install-app.sh"
+VARIABLES_FILE = "variables.pkrvars.json"
+# Packer's waiters against the local region: every second, for up to 10 minutes per wait.
+LOCAL_POLL_DELAY_SECONDS = 1
+LOCAL_MAX_POLL_ATTEMPTS = 600
+
+
+@dataclass(frozen=True)
+class BakeResult:
+    env_name: str
+    ami_id: str
+    name: str
+    tags: dict[str, str]
+    manifest_path: Path
+    region: str
+    log_path: Path
+
+
+def manifest_path(paths: ProjectPaths, env_name: str) -> Path:
+    return paths.build_dir(env_name) / MANIFEST_FILE
+
+
+def variables_path(paths: ProjectPaths, env_name: str) -> Path:
+    return paths.build_dir(env_name) / "packer" / VARIABLES_FILE
+
+
+def packer_variables(
+    stack: EnvironmentStack,
+    target: CloudTarget,
+    *,
+    bundle: Bundle,
+    unit_path: Path,
+    manifest: Path,
+) -> dict[str, Any]:
+    """Values for the variables packer/app.pkr.hcl declares (the others keep their defaults)."""
+    variables: dict[str, Any] = {
+        "app_name": stack.app.name,
+        "app_version": bundle.version,
+        "git_commit": bundle.commit,
+        "app_port": stack.app.port,
+        "bundle_path": str(bundle.path.resolve()),
+        "unit_path": str(unit_path.resolve()),
+        "manifest_path": str(manifest.resolve()),
+        "tags": stack.tags,
+        "base_ami_owners": stack.image.base_ami.owners,
+        "base_ami_name": stack.image.base_ami.name,
+        "base_ami_architecture": stack.image.base_ami.architecture,
+        "region": target.region,
+        "instance_type": stack.image.instance_type,
+    }
+    if target.endpoint_url is not None:
+        # Packer 1.6.6 ignores AWS_ENDPOINT_URL (packer/README.md); the local region gives
+        # its builders no public IP, so Packer reaches them on the VPC bridge.
+        variables["ec2_endpoint"] = target.endpoint_url
+        variables["ssh_interface"] = "private_ip"
+    return variables
+
+
+def packer_environment(target: CloudTarget) -> dict[str, str]:
+    """The target's tool environment; against the local region, Packer's waiters poll every
+    second (states change in seconds there; Packer's default 15 s polls were ~80% of a bake)."""
+    environment = dict(target.tool_environment())
+    if target.endpoint_url is not None:
+        environment["AWS_POLL_DELAY_SECONDS"] = str(LOCAL_POLL_DELAY_SECONDS)
+        environment["AWS_MAX_ATTEMPTS"] = str(LOCAL_MAX_POLL_ATTEMPTS)
+    return environment
+
+
+def bake(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> BakeResult:
+    """Build the bundle, render the unit, run Packer; the new AMI with its name and tags."""
+    binary = check_packer()
+    template = paths.root / TEMPLATE
+    if not template.is_file():
+        raise PackerError(f"the Packer template {template} is missing from the checkout")
+    env_name = stack.env_name
+    build_dir = paths.build_dir(env_name)
+
+    progress.stage("render", f"environment {env_name}")
+    rendered = render(stack, paths)
+    progress.stage("bundle", f"{APP_DIR}/ with its dependencies as wheels")
+    bundle = build_bundle(
+        paths.root / APP_DIR, build_dir / "bundle", install_script=paths.root / INSTALL_SCRIPT
+    )
+    progress.note(
+        f"{bundle.name} {bundle.version} ({bundle.commit[:12]}), "
+        f"{len(bundle.wheels)} wheels{' (cached)' if bundle.cached else ''}"
+    )
+
+    target = cloud_target(stack)
+    manifest = manifest_path(paths, env_name)
+    var_file = variables_path(paths, env_name)
+    var_file.parent.mkdir(parents=True, exist_ok=True)
+    variables = packer_variables(
+        stack, target, bundle=bundle, unit_path=rendered.unit_file, manifest=manifest
+    )
+    var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    previous = read_manifest(manifest)
+
+    start_local_region(stack, progress)
+    progress.stage("bake", f"Packer {TEMPLATE} in {target.region}")
+    result = build(
+        template,
+        var_file,
+        packer_environment(target),
+        progress.packer_event,
+        log_dir=build_dir / "logs",
+        binary=binary,
+    )
+
+    newest = read_manifest(manifest)
+    if newest is None or (previous is not None and newest.run_uuid == previous.run_uuid):
+        raise PackerError(
+            f"Packer finished but recorded no new build in {manifest}; log: {result.log_path}"
+        )
+    amis = newest.amis()
+    ami_id = amis.get(target.region)
+    if ami_id is None:
+        raise PackerError(f"{manifest}: the newest bake has no AMI in {target.region} ({amis})")
+    name, tags = describe_image(target, ami_id)
+    return BakeResult(env_name, ami_id, name, tags, manifest, target.region, result.log_path)
+
+
+def describe_image(target: CloudTarget, ami_id: str) -> tuple[str, dict[str, str]]:
+    """The AMI's name and tags, as the region reports them."""
+    images = target.client("ec2").describe_images(ImageIds=[ami_id]).get("Images", [])
+    if not images:
+        raise PackerError(f"Packer reported {ami_id}, but {target.region} does not list it")
+    image = images[0]
+    tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
+    return str(image.get("Name", "")), dict(sorted(tags.items()))

@@ -1,0 +1,213 @@
+"""The deploy and destroy stages: the rendered stack applied with Terraform, or taken away."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from webfleet.cli.progress import Progress
+from webfleet.config import EnvironmentStack
+from webfleet.drivers.packer import MANIFEST_FILE, read_manifest
+from webfleet.drivers.terraform import ChangeCounts, Terraform, Workspace, check_terraform
+from webfleet.drivers.tfconfig import check_cli_config
+from webfleet.errors import WebfleetError
+from webfleet.localregion.runtime import daemon
+from webfleet.paths import ProjectPaths
+from webfleet.stages.deploy.adopt import find_orphans
+from webfleet.stages.deploy.ssh_keys import GeneratedKey, ensure_key, key_pair_name
+from webfleet.stages.deploy.stack_vars import terraform_variables, write_variables
+from webfleet.stages.render import render
+from webfleet.stages.rollout import started_refresh
+from webfleet.targets.cloud import CloudTarget, cloud_target, region_settings
+
+# An adopted load balancer makes its listeners' keys known, which may reveal orphaned listeners,
+# whose rules the next round finds: LB → listener → rule is the longest chain.
+ADOPTION_ROUNDS = 3
+
+
+# Clock difference allowed between this machine and the API when matching a refresh to an apply.
+REFRESH_CLOCK_SLACK = dt.timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    env_name: str
+    changes: ChangeCounts
+    outputs: dict[str, Any]
+    # The instance refresh this apply started (a new launch template version), if any.
+    refresh_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DestroyResult:
+    env_name: str
+    changes: ChangeCounts
+
+
+def deploy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> DeployResult:
+    """Render, then plan and apply the whole stack; a stack already in shape is left untouched."""
+    terraform = _prepare(stack, paths, progress)
+    plan_file = paths.build_dir(stack.env_name) / "deploy.tfplan"
+    var_file = paths.terraform_vars(stack.env_name)
+    progress.stage("plan")
+    plan = terraform.plan(var_file, plan_file)
+    for _ in range(ADOPTION_ROUNDS):
+        if plan.exit_code == 0:
+            break
+        if not _adopt_orphans(terraform, stack, var_file, plan_file, progress):
+            break
+        progress.stage("plan", "again, with the adopted resources")
+        plan = terraform.plan(var_file, plan_file)
+    changes = plan.changes
+    if plan.exit_code == 0:
+        progress.note("no changes: the deployed stack already matches the stack file", "green")
+    else:
+        progress.stage(
+            "apply",
+            f"{changes.add} to add, {changes.change} to change, {changes.destroy} to destroy",
+        )
+        apply_started = dt.datetime.now(dt.UTC)
+        changes = terraform.apply(plan_file).changes
+    plan_file.unlink(missing_ok=True)
+    outputs = terraform.outputs()
+    outputs_path = paths.deploy_outputs(stack.env_name)
+    outputs_path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
+    refresh_id = None
+    if plan.exit_code != 0 and outputs.get("asg_name"):
+        refresh_id = started_refresh(
+            cloud_target(stack), str(outputs["asg_name"]), apply_started - REFRESH_CLOCK_SLACK
+        )
+    return DeployResult(stack.env_name, changes, outputs, refresh_id)
+
+
+def _adopt_orphans(
+    terraform: Terraform,
+    stack: EnvironmentStack,
+    var_file: Path,
+    plan_file: Path,
+    progress: Progress,
+) -> bool:
+    """Import what an interrupted run created but did not record; True if anything was."""
+    orphans = find_orphans(cloud_target(stack), terraform.show_plan(plan_file))
+    for orphan in orphans:
+        progress.note(
+            f"adopting {orphan.address} ({orphan.import_id}): created by an interrupted run",
+            "yellow",
+        )
+        terraform.import_resource(var_file, orphan.address, orphan.import_id)
+    return bool(orphans)
+
+
+def destroy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> DestroyResult:
+    """Destroy every resource of the stack in this environment; nothing deployed is fine."""
+    terraform = _prepare(stack, paths, progress, start_region=False)
+    if not terraform.has_state():
+        progress.note("nothing deployed in this environment", "green")
+        paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
+        return DestroyResult(stack.env_name, ChangeCounts())
+    start_local_region(stack, progress)
+    plan_file = paths.build_dir(stack.env_name) / "destroy.tfplan"
+    progress.stage("plan", "destroy")
+    plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file, destroy=True)
+    progress.stage("destroy", f"{plan.changes.destroy} to destroy")
+    # Applied even when empty: that records in the state what the refresh found already gone
+    # (e.g. a local region that was restarted), so the next destroy does not look again.
+    changes = terraform.apply(plan_file).changes
+    plan_file.unlink(missing_ok=True)
+    paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
+    return DestroyResult(stack.env_name, changes)
+
+
+def _prepare(
+    stack: EnvironmentStack, paths: ProjectPaths, progress: Progress, *, start_region: bool = True
+) -> Terraform:
+    """Check tools, render, write variables and init Terraform: all before touching the cloud."""
+    check_terraform()
+    check_cli_config(paths.terraform_cli_config)
+    progress.stage("render", f"environment {stack.env_name}")
+    rendered = render(stack, paths)
+    user_data = rendered.user_data.read_text(encoding="utf-8")
+    ami_id = baked_ami(paths, stack.env_name, region=stack.environment.region)
+    if ami_id is None:
+        progress.note("no baked AMI (run `invoke bake`): instances boot the base image")
+    else:
+        progress.note(f"AMI {ami_id}: the newest bake ({MANIFEST_FILE})")
+    ssh_public_key = None
+    if stack.image.key_name is None:
+        key = ensure_ssh_key(stack, paths)
+        if key.created:
+            progress.note(f"SSH key for the instances: {key.private_key} (new)")
+        ssh_public_key = key.public_key
+    write_variables(
+        paths.terraform_vars(stack.env_name),
+        terraform_variables(stack, user_data, ami_id, ssh_public_key),
+    )
+    target = cloud_target(stack)
+    if start_region:
+        start_local_region(stack, progress)
+        if ami_id is not None:
+            _check_image_exists(target, ami_id)
+    terraform = Terraform(workspace(paths, stack, target), progress.terraform_event)
+    progress.stage("init", "providers from the filesystem mirror")
+    terraform.init()
+    return terraform
+
+
+def ensure_ssh_key(stack: EnvironmentStack, paths: ProjectPaths) -> GeneratedKey:
+    """webfleet's SSH key of the environment (for stacks without image.key_name)."""
+    return ensure_key(paths.ssh_dir(stack.env_name), key_pair_name(stack.stack_name))
+
+
+def baked_ami(paths: ProjectPaths, env_name: str, *, region: str | None = None) -> str | None:
+    """The AMI of the newest bake in the environment (from its Packer manifest), or None.
+
+    region picks that region's AMI when a bake copied it to several; None takes the first.
+    """
+    build = read_manifest(paths.build_dir(env_name) / MANIFEST_FILE)
+    if build is None:
+        return None
+    amis = build.amis()
+    if region is None:
+        return next(iter(amis.values()))
+    return amis.get(region)
+
+
+def _check_image_exists(target: CloudTarget, ami_id: str) -> None:
+    """Fail before Terraform if the baked AMI is gone (deregistered, or the region restarted)."""
+    try:
+        images = target.client("ec2").describe_images(ImageIds=[ami_id]).get("Images", [])
+    except ClientError as error:
+        if "NotFound" not in error.response.get("Error", {}).get("Code", ""):
+            raise
+        images = []
+    if not images:
+        raise WebfleetError(
+            f"AMI {ami_id} of the newest bake ({MANIFEST_FILE}) does not exist in "
+            f"{target.region}: run `invoke bake` again"
+        )
+
+
+def start_local_region(stack: EnvironmentStack, progress: Progress) -> None:
+    """Start the local region for a local environment (a no-op when it runs or for AWS)."""
+    if stack.environment.kind != "local":
+        return
+    settings = region_settings(stack)
+    if not daemon.status(settings).running:
+        progress.stage("local region", f"starting on {settings.endpoint_url}")
+    daemon.up(settings, on_progress=progress.note)
+
+
+def workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget) -> Workspace:
+    return Workspace(
+        config_dir=paths.terraform_stack,
+        data_dir=paths.terraform_data_dir(stack.env_name),
+        state_path=paths.terraform_state(stack.env_name),
+        cli_config=paths.terraform_cli_config,
+        environment=target.tool_environment(),
+        log_dir=paths.build_dir(stack.env_name) / "logs",
+    )

@@ -1,0 +1,228 @@
+"""The rolling deploy: follow the instance refresh that an apply started, until it ends.
+
+A new launch template version (a new AMI, new user data) changes the Auto Scaling Group, and the
+group's `instance_refresh` block makes the provider start a rolling refresh; Terraform does not
+wait for it. `deploy` and `pipeline` do: they report its progress and fail when it does not
+succeed (failed, cancelled, or rolled back), saying why. `pipeline` also sends a steady request
+stream through the ALB meanwhile and reports failed requests and the app versions answering.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webfleet.config import EnvironmentStack
+from webfleet.errors import WebfleetError
+from webfleet.stages.verify.failover import RequestStream, Sample
+from webfleet.targets.cloud import CloudTarget, cloud_target
+
+TERMINAL = frozenset({"Successful", "Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
+POLL_SECONDS = 2.0
+# Per batch, beyond the stack's own grace period and warmup: boot, drain, health checks.
+BATCH_MARGIN_SECONDS = 300
+
+
+class RolloutFailed(WebfleetError):
+    """The instance refresh ended other than Successful, or requests failed during it."""
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    refresh_id: str
+    status: str
+    reason: str
+    seconds: float
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "Successful"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "refresh_id": self.refresh_id,
+            "status": self.status,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    """What a request stream through the ALB saw during the rollout."""
+
+    requests: int
+    failed: int
+    versions: tuple[str, ...]  # app versions in the order they first answered
+    final_version: str | None  # the version of the last successful answer
+    both_served_seconds: float  # from the newest version's first answer to an older one's last
+    first_failure: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "failed": self.failed,
+            "versions": list(self.versions),
+            "final_version": self.final_version,
+            "both_served_seconds": self.both_served_seconds,
+            "first_failure": self.first_failure,
+        }
+
+    def describe(self) -> str:
+        switch = " → ".join(self.versions) or "no version seen"
+        overlap = (
+            f" (both answered for {self.both_served_seconds:.0f} s)"
+            if len(self.versions) > 1
+            else ""
+        )
+        return f"{self.requests} requests, {self.failed} failed; versions {switch}{overlap}"
+
+
+def traffic_report(samples: Sequence[Sample]) -> TrafficReport:
+    versions: list[str] = []
+    first_seen: dict[str, float] = {}
+    last_seen: dict[str, float] = {}
+    first_failure = None
+    failed = 0
+    final = None
+    for sample in samples:
+        answer = sample.answer
+        if not answer.ok:
+            failed += 1
+            if first_failure is None:
+                first_failure = f"at {sample.at:.1f} s: {answer.describe()}"
+            continue
+        if answer.version:
+            if answer.version not in first_seen:
+                versions.append(answer.version)
+                first_seen[answer.version] = sample.at
+            last_seen[answer.version] = sample.at
+            final = answer.version
+    overlap = 0.0
+    if len(versions) > 1:
+        newest = versions[-1]
+        older_last = max(last_seen[v] for v in versions[:-1])
+        overlap = round(max(0.0, older_last - first_seen[newest]), 1)
+    return TrafficReport(len(samples), failed, tuple(versions), final, overlap, first_failure)
+
+
+def started_refresh(target: CloudTarget, group_name: str, since: dt.datetime) -> str | None:
+    """The instance refresh of the group started at or after `since` (an apply's), if any."""
+    autoscaling = target.client("autoscaling")
+    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group_name).get(
+        "InstanceRefreshes", []
+    )
+    for refresh in refreshes:
+        if refresh["StartTime"] >= since:
+            return str(refresh["InstanceRefreshId"])
+    return None
+
+
+def rollout_timeout(stack: EnvironmentStack) -> float:
+    """A bound on a whole refresh (and a rollback) of the largest fleet the stack allows."""
+    fleet = stack.asg
+    per_batch = (
+        fleet.health_check_grace_period
+        + fleet.instance_refresh.instance_warmup
+        + stack.load_balancer.deregistration_delay
+        + BATCH_MARGIN_SECONDS
+    )
+    return float(2 * fleet.max_size * per_batch)
+
+
+def follow_refresh(
+    target: CloudTarget,
+    group_name: str,
+    refresh_id: str,
+    on_change: Callable[[str], None],
+    timeout: float,
+) -> RolloutResult:
+    """Poll the refresh until it ends (or the timeout); report each change of its progress."""
+    autoscaling = target.client("autoscaling")
+    started = time.monotonic()
+    seen: tuple[str, int, str] | None = None
+    while True:
+        refresh = autoscaling.describe_instance_refreshes(
+            AutoScalingGroupName=group_name, InstanceRefreshIds=[refresh_id]
+        )["InstanceRefreshes"][0]
+        status = str(refresh["Status"])
+        reason = str(refresh.get("StatusReason") or "")
+        percentage = int(refresh.get("PercentageComplete") or 0)
+        if (status, percentage, reason) != seen:
+            seen = (status, percentage, reason)
+            suffix = f": {reason}" if reason else ""
+            on_change(f"instance refresh {status} {percentage}%{suffix}")
+        elapsed = time.monotonic() - started
+        if status in TERMINAL:
+            return RolloutResult(refresh_id, status, reason, elapsed)
+        if elapsed > timeout:
+            raise RolloutFailed(
+                f"instance refresh {refresh_id} of {group_name} still {status} after "
+                f"{timeout:.0f} s: {reason or 'no reason given'}"
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def check_rollout(result: RolloutResult, traffic: TrafficReport | None) -> None:
+    """Fail with what went wrong: the refresh's end, or requests that failed during it."""
+    if not result.succeeded:
+        hint = {
+            "RollbackSuccessful": "the fleet is back on the previous launch template version and "
+            "still serving; fix the app (see the reason) and bake again",
+            "RollbackFailed": "the fleet may run both versions; see the reason",
+            "Cancelled": "another change or a CancelInstanceRefresh stopped it; re-run deploy",
+        }.get(result.status, "see the reason")
+        raise RolloutFailed(
+            f"instance refresh {result.status}: {result.reason or 'no reason given'} — {hint}"
+        )
+    if traffic is not None and traffic.failed:
+        raise RolloutFailed(
+            f"{traffic.failed} of {traffic.requests} requests through the ALB failed during the "
+            f"rolling deploy (first {traffic.first_failure})"
+        )
+
+
+def watched_rollout(
+    target: CloudTarget,
+    group_name: str,
+    refresh_id: str,
+    on_change: Callable[[str], None],
+    timeout: float,
+    stream: RequestStream | None,
+) -> tuple[RolloutResult, TrafficReport | None]:
+    """Follow the refresh with the request stream (if any) running meanwhile."""
+    if stream is not None:
+        stream.start()
+    try:
+        result = follow_refresh(target, group_name, refresh_id, on_change, timeout)
+    finally:
+        samples = stream.stop() if stream is not None else None
+    return result, (traffic_report(samples) if samples is not None else None)
+
+
+def follow_deploy(
+    stack: EnvironmentStack,
+    outputs: dict[str, Any],
+    refresh_id: str,
+    on_change: Callable[[str], None],
+    *,
+    with_traffic: bool,
+) -> tuple[RolloutResult, TrafficReport | None]:
+    """Follow a deploy's refresh; with_traffic: under a request stream through the ALB."""
+    from webfleet.stages.verify import http as http_checks
+    from webfleet.stages.verify.run import Deployment, alb_target
+
+    target = cloud_target(stack)
+    deployment = Deployment.from_outputs(outputs, source=Path("deploy outputs"))
+    stream = None
+    if with_traffic:
+        alb = alb_target(stack, deployment)
+        listener = alb.serving
+        stream = RequestStream(fetch=lambda: http_checks.fetch(alb.dns_name, listener, "/"))
+    return watched_rollout(
+        target, deployment.asg_name, refresh_id, on_change, rollout_timeout(stack), stream
+    )

@@ -1,0 +1,254 @@
+"""Failover: stop the app on one instance under a steady request stream through the ALB.
+
+What it proves, in the order it happens: the ALB keeps serving (failed requests are counted;
+the check fails only on an outage, a stretch with no successful answer), the target group marks
+the instance unhealthy, the Auto Scaling Group (health check type ELB) replaces it, and the
+replacement becomes a healthy target. Every step has its own bounded wait and timing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from webfleet.stages.verify.checks import Check
+from webfleet.stages.verify.http import Answer
+from webfleet.waits import wait_for
+
+GROUP = "failover"
+STREAM_INTERVAL_SECONDS = 0.1
+# An outage is this long a stretch without a successful answer (a few failed requests spread
+# among good ones are counted, not fatal: an ALB does not retry a refused connection).
+MAX_OUTAGE_SECONDS = 2.0
+POLL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # seconds since the stream started
+    answer: Answer
+
+
+@dataclass
+class RequestStream:
+    """Requests back to back (paced) on a thread until stopped; keeps every answer."""
+
+    fetch: Callable[[], Answer]
+    interval: float = STREAM_INTERVAL_SECONDS
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _started: float = 0.0
+
+    def start(self) -> RequestStream:
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="webfleet-failover", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        return list(self.samples)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            answer = self.fetch()
+            self.samples.append(Sample(round(time.monotonic() - self._started, 3), answer))
+            self._stop.wait(self.interval)
+
+
+def longest_outage(samples: Sequence[Sample]) -> float:
+    """The longest stretch of failed answers, from the first failure of a run to the next success
+    (or the last sample)."""
+    longest = 0.0
+    outage_start: float | None = None
+    for sample in samples:
+        if sample.answer.ok:
+            if outage_start is not None:
+                longest = max(longest, sample.at - outage_start)
+                outage_start = None
+        elif outage_start is None:
+            outage_start = sample.at
+    if outage_start is not None and samples:
+        longest = max(longest, samples[-1].at - outage_start)
+    return round(longest, 3)
+
+
+@dataclass(frozen=True)
+class FailoverReport:
+    victim: str
+    replacement: str | None
+    requests: int
+    failed_requests: int
+    failures: dict[str, int]  # what failed requests saw → how many
+    longest_outage_seconds: float
+    stop_detail: str
+    seconds_to_unhealthy: float | None
+    seconds_to_replaced: float | None
+    seconds_to_replacement_healthy: float | None
+    unhealthy_seen: str
+    replacement_seen: str
+    healthy_seen: str
+
+    def checks(self) -> list[Check]:
+        checks = [
+            Check(
+                "stop the app service",
+                self.victim,
+                not self.stop_detail.startswith("failed"),
+                self.stop_detail,
+                0.0,
+                group=GROUP,
+            ),
+            _timed(
+                "target marked unhealthy (time since stop)",
+                self.victim,
+                self.seconds_to_unhealthy,
+                self.unhealthy_seen,
+            ),
+            _timed(
+                "instance replaced by the group",
+                self.victim,
+                self.seconds_to_replaced,
+                self.replacement_seen,
+            ),
+            _timed(
+                "replacement healthy",
+                self.replacement or "(no replacement)",
+                self.seconds_to_replacement_healthy,
+                self.healthy_seen,
+            ),
+        ]
+        failures = ", ".join(f"{what} x{n}" for what, n in sorted(self.failures.items()))
+        detail = (
+            f"{self.failed_requests} of {self.requests} requests failed"
+            + (f" ({failures})" if failures else "")
+            + f"; longest outage {self.longest_outage_seconds:.1f} s"
+            + f" (allowed {MAX_OUTAGE_SECONDS:.1f} s)"
+        )
+        checks.append(
+            Check(
+                "requests through the ALB during failover",
+                "ALB",
+                self.requests > 0 and self.longest_outage_seconds <= MAX_OUTAGE_SECONDS,
+                detail,
+                0.0,
+                group=GROUP,
+            )
+        )
+        return checks
+
+
+def _timed(name: str, target: str, seconds: float | None, seen: str) -> Check:
+    if seconds is None:
+        return Check(name, target, False, seen, 0.0, group=GROUP)
+    return Check(name, target, True, f"after {seconds:.1f} s: {seen}", seconds, group=GROUP)
+
+
+@dataclass(frozen=True)
+class FleetProbe:
+    """What failover needs to see of the fleet and do to it; verify wires these to AWS APIs."""
+
+    in_service: Callable[[], list[str]]  # InService instance ids of the group
+    target_states: Callable[[], dict[str, str]]  # instance id → target health state
+    stop_service: Callable[[str], str]  # stops the app on an instance; returns what happened
+    fetch: Callable[[], Answer]  # one request through the ALB
+
+
+@dataclass(frozen=True)
+class FailoverTimeouts:
+    unhealthy: float
+    replaced: float
+    healthy: float
+
+
+def run_failover(
+    victim: str,
+    probe: FleetProbe,
+    timeouts: FailoverTimeouts,
+    *,
+    on_step: Callable[[str], None] = lambda _line: None,
+    poll: float = POLL_SECONDS,
+) -> FailoverReport:
+    """Stop the app on victim under a request stream; wait for unhealthy, replacement, healthy."""
+    before = set(probe.in_service())
+    stream = RequestStream(probe.fetch).start()
+    to_unhealthy = to_replaced = to_healthy = None
+    replacement: str | None = None
+    unhealthy_seen = replacement_seen = healthy_seen = "not reached: an earlier step failed"
+    try:
+        # A baseline of good answers first, so an outage right at the stop is measured.
+        wait_for(lambda: len(stream.samples), lambda n: n >= 5, timeout=10, interval=0.2)
+        on_step(f"stopping the app on {victim}")
+        stop_detail = probe.stop_service(victim)
+        stopped_at = time.monotonic()
+
+        def since_stop() -> float:
+            return round(time.monotonic() - stopped_at, 3)
+
+        if not stop_detail.startswith("failed"):
+            on_step(f"waiting for the target group to mark {victim} unhealthy")
+            unhealthy = wait_for(
+                probe.target_states,
+                lambda states: states.get(victim, "unregistered") not in ("healthy", "initial"),
+                timeout=timeouts.unhealthy,
+                interval=poll,
+            )
+            unhealthy_seen = f"{victim} {unhealthy.last.get(victim, 'unregistered')}"
+            if unhealthy.ok:
+                to_unhealthy = since_stop()
+            else:
+                unhealthy_seen += f" after {unhealthy.seconds:.0f} s (timeout)"
+
+        if to_unhealthy is not None:
+            on_step(f"waiting for the group to replace {victim}")
+            replaced = wait_for(
+                probe.in_service,
+                lambda ids: victim not in ids and bool(set(ids) - before),
+                timeout=timeouts.replaced,
+                interval=poll,
+            )
+            new_ids = sorted(set(replaced.last) - before)
+            replacement = new_ids[0] if new_ids else None
+            replacement_seen = f"InService: {', '.join(sorted(replaced.last)) or 'none'}"
+            if replaced.ok:
+                to_replaced = since_stop()
+            else:
+                replacement_seen += f" after {replaced.seconds:.0f} s (timeout)"
+
+        if to_replaced is not None and replacement is not None:
+            on_step(f"waiting for {replacement} to become a healthy target")
+            healthy = wait_for(
+                probe.target_states,
+                lambda states: states.get(replacement, "") == "healthy",
+                timeout=timeouts.healthy,
+                interval=poll,
+            )
+            healthy_seen = f"{replacement} {healthy.last.get(replacement, 'unregistered')}"
+            if healthy.ok:
+                to_healthy = since_stop()
+            else:
+                healthy_seen += f" after {healthy.seconds:.0f} s (timeout)"
+    finally:
+        samples = stream.stop()
+    failed = [s for s in samples if not s.answer.ok]
+    return FailoverReport(
+        victim=victim,
+        replacement=replacement,
+        requests=len(samples),
+        failed_requests=len(failed),
+        failures=dict(Counter(s.answer.describe() for s in failed)),
+        longest_outage_seconds=longest_outage(samples),
+        stop_detail=stop_detail,
+        seconds_to_unhealthy=to_unhealthy,
+        seconds_to_replaced=to_replaced,
+        seconds_to_replacement_healthy=to_healthy,
+        unhealthy_seen=unhealthy_seen,
+        replacement_seen=replacement_seen,
+        healthy_seen=healthy_seen,
+    )
