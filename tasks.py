@@ -3,7 +3,13 @@
 Each task is a thin shell over webfleet.cli.commands; the work lives in the webfleet package.
 """
 
-from invoke import Collection, Exit, task
+from collections.abc import Callable
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 from webfleet.cli import commands
 from webfleet.stages.load import LoadPlan
@@ -15,7 +21,7 @@ STACK_HELP = {
 }
 
 
-def _run(command, *args):
+def _run(command: Callable[..., None], *args: Any) -> None:
     try:
         command(*args)
     except commands.CommandFailed:
@@ -23,13 +29,15 @@ def _run(command, *args):
 
 
 @task(help=STACK_HELP)
-def render(c, stack=None, env=None, json=False):
+def render(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
     """Render user data, the app env file and the systemd unit under build/<env>/rendered/."""
     _run(commands.render, stack, env, json)
 
 
 @task(help=STACK_HELP)
-def bake(c, stack=None, env=None, json=False):
+def bake(c: Context, stack: str | None = None, env: str | None = None, json: bool = False) -> None:
     """Bake the app AMI with Packer; print its id, name and tags (manifest in build/<env>/)."""
     _run(commands.bake, stack, env, json)
 
@@ -40,7 +48,13 @@ def bake(c, stack=None, env=None, json=False):
         "wait": "follow the instance refresh a new launch template version starts (default: on)",
     }
 )
-def deploy(c, stack=None, env=None, json=False, wait=True):
+def deploy(
+    c: Context,
+    stack: str | None = None,
+    env: str | None = None,
+    json: bool = False,
+    wait: bool = True,
+) -> None:
     """Apply network, ALB, target group, ASG and scaling with Terraform; print the ALB DNS name.
 
     A new AMI or user data rolls through the fleet as an instance refresh: deploy follows it
@@ -56,13 +70,25 @@ VERIFY_HELP = {
 
 
 @task(help=VERIFY_HELP)
-def verify(c, stack=None, env=None, json=False, failover=False):
+def verify(
+    c: Context,
+    stack: str | None = None,
+    env: str | None = None,
+    json: bool = False,
+    failover: bool = False,
+) -> None:
     """Check the deployed stack: instance specs over SSH, HTTP through the ALB; JUnit XML."""
     _run(commands.verify, stack, env, json, failover)
 
 
 @task(help={**VERIFY_HELP, "failover": "fail one instance over during verify (default: on)"})
-def pipeline(c, stack=None, env=None, json=False, failover=True):
+def pipeline(
+    c: Context,
+    stack: str | None = None,
+    env: str | None = None,
+    json: bool = False,
+    failover: bool = True,
+) -> None:
     """bake → deploy → verify (with failover unless --no-failover); a pass/fail table.
 
     A rolling deploy (instance refresh) runs under a request stream through the ALB: any failed
@@ -81,7 +107,16 @@ def pipeline(c, stack=None, env=None, json=False, failover=True):
         "path": "request path (default /)",
     }
 )
-def load(c, stack=None, env=None, json=False, rps=50, duration=60, settle=0, path="/"):
+def load(
+    c: Context,
+    stack: str | None = None,
+    env: str | None = None,
+    json: bool = False,
+    rps: int = 50,
+    duration: int = 60,
+    settle: int = 0,
+    path: str = "/",
+) -> None:
     """Drive a bounded request load at the local ALB; show desired/InService capacity and metrics.
 
     With the stack's target tracking policies the group scales out under the load (up to max)
@@ -91,25 +126,33 @@ def load(c, stack=None, env=None, json=False, rps=50, duration=60, settle=0, pat
 
 
 @task(help=STACK_HELP)
-def destroy(c, stack=None, env=None, json=False):
+def destroy(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
     """Destroy every resource the stack deployed in the environment."""
     _run(commands.destroy, stack, env, json)
 
 
 @task(name="up", help=STACK_HELP)
-def local_up(c, stack=None, env=None, json=False):
+def local_up(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
     """Start the local region (an AWS API on loopback); does nothing if it already runs."""
     _run(commands.local_up, stack, env, json)
 
 
 @task(name="down", help=STACK_HELP)
-def local_down(c, stack=None, env=None, json=False):
+def local_down(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
     """Stop the local region and remove every process and piece of state it made."""
     _run(commands.local_down, stack, env, json)
 
 
 @task(name="status", help=STACK_HELP)
-def local_status(c, stack=None, env=None, json=False):
+def local_status(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
     """Say whether the local region runs, where, and since when."""
     _run(commands.local_status, stack, env, json)
 

@@ -24,7 +24,7 @@ class ProjectPaths:
 
         $WEBFLEET_BUILD_DIR moves the build directories elsewhere (CI artifacts, tests);
         $WEBFLEET_PROJECT_DIR runs the stages on another copy of the project (app/, packer/,
-        templates/, user_data/, terraform/, tests/infra/), as the end-to-end tests do.
+        templates/, user_data/, terraform/, specs/), as the end-to-end tests do.
         """
         build_root = os.environ.get(BUILD_DIR_ENV)
         project = os.environ.get(PROJECT_DIR_ENV)

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, Sandbox
 from webfleet.localregion.runtime.settings import STATE_DIR_ENV
 from webfleet.paths import BUILD_DIR_ENV, PROJECT_DIR_ENV, ProjectPaths
 
-PROJECT_PARTS = ("app", "packer", "templates", "user_data", "terraform", "tests/infra")
+PROJECT_PARTS = ("app", "packer", "templates", "user_data", "terraform", "specs")
 # bake (~1-2 min) + deploy (~2 min) + rollout or verify with failover (boots, health checks).
 PIPELINE_TIMEOUT_SECONDS = 1800
 

@@ -148,7 +148,7 @@ def test_instance_specs_pass_on_a_machine_from_the_baked_ami(
 ) -> None:
     wait_for_ssh(key_file, instance["PrivateIpAddress"])
     report = run_instance_specs(
-        ROOT / "tests" / "infra",
+        ROOT / "specs",
         [instance["PrivateIpAddress"]],
         ssh_user="admin",
         private_key=key_file,
@@ -201,7 +201,7 @@ def test_deploy_after_bake_launches_the_baked_ami_and_the_app_answers(
             assert wait_for_http(url) == 200
             addresses.append(member["PrivateIpAddress"])
         report = run_instance_specs(
-            ROOT / "tests" / "infra",
+            ROOT / "specs",
             addresses,
             ssh_user="admin",
             private_key=key_file,

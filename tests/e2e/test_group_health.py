@@ -5,6 +5,7 @@ checks an instance that turns unhealthy after the grace period is replaced by a 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def region(sandbox: Sandbox) -> RegionSettings:
+def region(sandbox: Sandbox) -> Iterator[RegionSettings]:
     settings = region_settings(sandbox.stack())
     daemon.up(settings)
     yield settings

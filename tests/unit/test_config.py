@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from webfleet.config import StackError, load_stack
-
-ROOT = Path(__file__).resolve().parents[2]
 
 MINIMAL = """
 [app]

@@ -39,7 +39,7 @@ from webfleet.stages.verify.specs import (
 from webfleet.targets.cloud import CloudTarget, cloud_target, region_settings
 from webfleet.waits import wait_for
 
-SPECS_DIR = Path("tests") / "infra"
+SPECS_DIR = Path("specs")
 JUNIT_FILE = "junit.xml"
 SUITE = "webfleet.verify"
 # Instance refresh states during which the fleet is still changing.

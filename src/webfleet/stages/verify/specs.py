@@ -1,4 +1,4 @@
-"""Run the testinfra specs (tests/infra/) on instances over SSH, as on AWS.
+"""Run the testinfra specs (specs/) on instances over SSH, as on AWS.
 
 The specs read what the stack expects (app user, env file, port, ...) from a JSON context file
 and reach the instances with the system `ssh` client through an ssh_config webfleet writes:

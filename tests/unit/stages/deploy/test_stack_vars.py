@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.conftest import ROOT
 from webfleet.config import load_stack
 from webfleet.stages.deploy.stack_vars import terraform_variables
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE demo-local-webfleet"
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from webfleet.errors import WebfleetError
 from webfleet.stages import bundle as bundle_module
 from webfleet.stages.bundle import Bundle, build_bundle
 
-ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "app"
 INSTALL_SCRIPT = ROOT / "packer" / "scripts" / "install-app.sh"
 

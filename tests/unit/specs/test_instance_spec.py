@@ -1,4 +1,4 @@
-"""tests/infra/test_instance.py: the user-data secrets spec against user data we control.
+"""specs/test_instance.py: the user-data secrets spec against user data we control.
 
 The spec runs on real instances during verify; here a fake testinfra host serves it user data,
 so its verdicts on leaking and well-behaved user data are pinned down.
@@ -15,17 +15,16 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
 from webfleet.config import load_stack
 from webfleet.paths import ProjectPaths
 from webfleet.stages.render import render
 from webfleet.stages.verify.specs import SpecContext
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def load_specs() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "infra_specs", ROOT / "tests" / "infra" / "test_instance.py"
+        "infra_specs", ROOT / "specs" / "test_instance.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -8,13 +8,14 @@ import sys
 import threading
 import tomllib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, ClassVar
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-APP_DIR = Path(__file__).resolve().parents[2] / "app"
+from tests.conftest import ROOT
+
+APP_DIR = ROOT / "app"
 # The app is its own project, not installed into .venv: import it from its sources.
 if str(APP_DIR / "src") not in sys.path:
     sys.path.insert(0, str(APP_DIR / "src"))

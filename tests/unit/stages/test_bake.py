@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.drivers.packer import MANIFEST_FILE, PackerError
 from webfleet.paths import ProjectPaths
@@ -20,7 +21,6 @@ from webfleet.stages.bundle import Bundle
 from webfleet.stages.deploy.apply import baked_ami
 from webfleet.targets.cloud import cloud_target
 
-ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "packer" / "app.pkr.hcl"
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from webfleet.config import load_stack
 from webfleet.drivers.packer import ManifestBuild
 from webfleet.errors import WebfleetError
@@ -18,8 +19,6 @@ from webfleet.stages.verify.run import (
     fleet_problems,
     ssh_access,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def build(version: str | None = "1.0.1", ami: str = "ami-0new") -> ManifestBuild:

@@ -153,8 +153,8 @@ def test_stage_filter_reports_each_stage_once() -> None:
 def test_missing_debootstrap_names_the_package_and_bootstrap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(debootstrap.shutil, "which", lambda *_a, **_k: None)
-    monkeypatch.setattr(baseimage.os, "geteuid", lambda: 0)
+    monkeypatch.setattr("shutil.which", lambda *_a, **_k: None)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
     with pytest.raises(LocalRegionError) as raised:
         ensure_base_image(tmp_path, lambda _: None, spec())
     assert "apt-get install --no-install-recommends debootstrap" in str(raised.value)
@@ -163,6 +163,6 @@ def test_missing_debootstrap_names_the_package_and_bootstrap(
 
 
 def test_not_root_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(baseimage.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(LocalRegionError, match="needs root"):
         ensure_base_image(tmp_path, lambda _: None, spec())

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.paths import ProjectPaths
 from webfleet.stages.render import USER_DATA_LIMIT_BYTES, RenderError, render, systemd_quote
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
