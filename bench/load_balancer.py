@@ -19,7 +19,7 @@ from sandbox import local_region, quiet
 
 from webfleet.stages.bake import bake
 from webfleet.stages.render import render
-from webfleet.targets.cloud import cloud_target
+from webfleet.targets import cloud_target
 
 READY_SECONDS = 180.0
 
@@ -80,7 +80,7 @@ def main() -> None:
     with local_region() as (stack, paths, _settings):
         ami_id = bake(stack, paths, quiet()).ami_id
         target = cloud_target(stack)
-        ec2, elbv2 = target.client("ec2"), target.client("elbv2")
+        ec2, elbv2 = target.ec2(), target.elbv2()
         user_data = render(stack, paths).user_data.read_text()
         instances = ec2.run_instances(ImageId=ami_id, MinCount=2, MaxCount=2, UserData=user_data)[
             "Instances"

@@ -20,7 +20,7 @@ from sandbox import local_region, quiet, timed
 
 from webfleet.stages.bake import bake
 from webfleet.stages.render import render
-from webfleet.targets.cloud import cloud_target
+from webfleet.targets import cloud_target
 
 ANSWER_TIMEOUT_SECONDS = 300.0
 
@@ -87,7 +87,7 @@ def main() -> None:
             assert result is not None
             ami_id = result.ami_id
             print(f"run {run}: bake {timings['bake'][-1]:.1f} s ({ami_id})")
-        ec2 = cloud_target(stack).client("ec2")
+        ec2 = cloud_target(stack).ec2()
         user_data = render(stack, paths).user_data.read_text()
         for run in range(1, args.runs + 1):
             for count in (1, 3):

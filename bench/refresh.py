@@ -14,13 +14,14 @@ from collections.abc import Callable
 
 from sandbox import local_region, quiet
 
+from webfleet import traffic
+from webfleet.fleet import FleetView
 from webfleet.stages import rollout
 from webfleet.stages.bake import bake
 from webfleet.stages.deploy import apply as deploy_stage
-from webfleet.stages.verify import http as http_checks
-from webfleet.stages.verify.failover import RequestStream
-from webfleet.stages.verify.run import FleetView, read_deployment, wait_for_fleet
-from webfleet.targets.cloud import cloud_target
+from webfleet.stages.deploy.outputs import read_deployment
+from webfleet.stages.verify.settle import wait_for_fleet
+from webfleet.targets import cloud_target
 
 SIZES = (2, 4)
 
@@ -42,10 +43,11 @@ def refresh_once(size: int) -> tuple[float, rollout.TrafficReport, str]:
         deploy_stage.deploy(stack, paths, quiet())
         deployment = read_deployment(paths, stack.env_name)
         target = cloud_target(stack)
-        settled, _ = wait_for_fleet(FleetView(target, deployment), size, timeout=600)
+        fleet = FleetView(target, deployment)
+        settled, _ = wait_for_fleet(fleet, size, timeout=600)
         assert settled.passed, settled.detail
         preferences = stack.asg.instance_refresh
-        refresh_id = target.client("autoscaling").start_instance_refresh(
+        refresh_id = target.autoscaling().start_instance_refresh(
             AutoScalingGroupName=deployment.asg_name,
             Strategy="Rolling",
             Preferences={
@@ -54,16 +56,14 @@ def refresh_once(size: int) -> tuple[float, rollout.TrafficReport, str]:
                 "AutoRollback": preferences.auto_rollback,
             },
         )["InstanceRefreshId"]
-        listener = http_checks.Listener("HTTP", stack.load_balancer.http.port, "forward")
-        stream = RequestStream(
-            fetch=lambda: http_checks.fetch(deployment.alb_dns_name, listener, "/")
+        listener = traffic.Listener("HTTP", stack.load_balancer.http.port, "forward")
+        stream = traffic.RequestStream(
+            fetch=lambda: traffic.fetch(deployment.alb_dns_name, listener, "/")
         )
-        result, traffic = rollout.watched_rollout(
-            target, deployment.asg_name, refresh_id, lambda _: None, 1800, stream
-        )
+        result, seen = rollout.watched_rollout(fleet, refresh_id, lambda _: None, 1800, stream)
         deploy_stage.destroy(stack, paths, quiet())
-        assert traffic is not None
-        return result.seconds, traffic, result.status
+        assert seen is not None
+        return result.seconds, seen, result.status
 
 
 def main() -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from sandbox import local_region, quiet
 
+from webfleet import traffic
+from webfleet.fleet import FleetView
 from webfleet.stages.bake import bake
 from webfleet.stages.deploy import apply as deploy_stage
-from webfleet.stages.load import FleetWatch, LoadPlan, run_load
-from webfleet.stages.verify import http as http_checks
-from webfleet.stages.verify.run import FleetView, read_deployment, wait_for_fleet
-from webfleet.targets.cloud import cloud_target
+from webfleet.stages.deploy.outputs import read_deployment
+from webfleet.stages.load import LoadPlan, run_load
+from webfleet.stages.verify.settle import wait_for_fleet
+from webfleet.targets import cloud_target
 
 PLAN = LoadPlan(rps=60, duration=90, settle=600)
 
@@ -26,14 +28,12 @@ def main() -> None:
         deploy_stage.deploy(stack, paths, quiet())
         deployment = read_deployment(paths, stack.env_name)
         target = cloud_target(stack)
-        settled, _ = wait_for_fleet(FleetView(target, deployment), 2, timeout=600)
+        fleet = FleetView(target, deployment)
+        settled, _ = wait_for_fleet(fleet, 2, timeout=600)
         assert settled.passed, settled.detail
-        listener = http_checks.Listener("HTTP", stack.load_balancer.http.port, "forward")
+        listener = traffic.Listener("HTTP", stack.load_balancer.http.port, "forward")
         report = run_load(
-            PLAN,
-            lambda: http_checks.fetch(deployment.alb_dns_name, listener, PLAN.path),
-            FleetWatch(target, deployment.asg_name, deployment.target_group_arn),
-            print,
+            PLAN, lambda: traffic.fetch(deployment.alb_dns_name, listener, PLAN.path), fleet, print
         )
         deploy_stage.destroy(stack, paths, quiet())
     first_out = next((s.at for s in report.samples if s.desired > 2), None)

@@ -18,7 +18,7 @@ from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.ports import free_port
 from webfleet.localregion.runtime.settings import STATE_DIR_ENV
 from webfleet.paths import ProjectPaths
-from webfleet.targets.cloud import CloudTarget, cloud_target, region_settings
+from webfleet.targets import CloudTarget, cloud_target, region_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -51,7 +51,7 @@ def baked(sandbox: Sandbox, project: ProjectPaths) -> BakeResult:
 
 @pytest.fixture(scope="module")
 def ec2(sandbox: Sandbox, baked: BakeResult) -> Any:
-    return sandbox.target().client("ec2")
+    return sandbox.target().ec2()
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_deploy_after_bake_launches_the_baked_ami_and_the_app_answers(
     result = deploy_stage.deploy(stack, project, quiet_progress())
     try:
         assert result.outputs["ami_id"] == baked.ami_id
-        autoscaling = sandbox.target().client("autoscaling")
+        autoscaling = sandbox.target().autoscaling()
         (group,) = autoscaling.describe_auto_scaling_groups(
             AutoScalingGroupNames=[result.outputs["asg_name"]]
         )["AutoScalingGroups"]

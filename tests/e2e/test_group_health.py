@@ -17,7 +17,7 @@ from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.images.catalogue import debian_image
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
-from webfleet.targets.cloud import region_settings
+from webfleet.targets import region_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def region(sandbox: Sandbox) -> Iterator[RegionSettings]:
 @pytest.fixture(scope="module")
 def group(sandbox: Sandbox, region: RegionSettings) -> dict[str, Any]:
     target = sandbox.target()
-    ec2, elbv2, autoscaling = (target.client(n) for n in ("ec2", "elbv2", "autoscaling"))
+    ec2, elbv2, autoscaling = target.ec2(), target.elbv2(), target.autoscaling()
     ami = debian_image(ensure_base_image(region.image_cache, print)).ami_id
     subnets = sorted(
         (s for s in ec2.describe_subnets()["Subnets"] if s["DefaultForAz"]),
@@ -75,7 +75,7 @@ def members(autoscaling: Any) -> list[dict[str, Any]]:
 
 
 def test_members_are_spread_over_the_groups_zones(sandbox: Sandbox, group: dict[str, Any]) -> None:
-    autoscaling = sandbox.target().client("autoscaling")
+    autoscaling = sandbox.target().autoscaling()
     zones = {member["AvailabilityZone"] for member in members(autoscaling)}
     assert zones == group["zones"]
 
@@ -84,7 +84,7 @@ def test_an_instance_failing_elb_health_checks_is_replaced(
     sandbox: Sandbox, region: RegionSettings, group: dict[str, Any]
 ) -> None:
     target = sandbox.target()
-    elbv2, autoscaling = target.client("elbv2"), target.client("autoscaling")
+    elbv2, autoscaling = target.elbv2(), target.autoscaling()
     arn = group["target_group"]
     wait_for("both members healthy", lambda: set(health(elbv2, arn).values()) == {"healthy"})
     original = {member["InstanceId"] for member in members(autoscaling)}

@@ -26,7 +26,7 @@ from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.images.catalogue import debian_image
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
-from webfleet.targets.cloud import region_settings
+from webfleet.targets import region_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def region(sandbox: Sandbox) -> RegionSettings:
 @pytest.fixture(scope="module")
 def clients(sandbox: Sandbox, region: RegionSettings) -> tuple[Any, Any]:
     target = sandbox.target()
-    return target.client("ec2"), target.client("elbv2")
+    return target.ec2(), target.elbv2()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from webfleet.localregion.images.catalogue import debian_image
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.processes import is_alive, wait_until
 from webfleet.localregion.runtime.settings import RegionSettings
-from webfleet.targets.cloud import region_settings
+from webfleet.targets import region_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,7 @@ def region(sandbox: Sandbox) -> RegionSettings:
 
 
 def launch(sandbox: Sandbox, region: RegionSettings, count: int) -> list[dict[str, Any]]:
-    ec2 = sandbox.target().client("ec2")
+    ec2 = sandbox.target().ec2()
     ami = debian_image(ensure_base_image(region.image_cache, print)).ami_id
     instances = ec2.run_instances(ImageId=ami, MinCount=count, MaxCount=count)["Instances"]
     ids = [instance["InstanceId"] for instance in instances]
@@ -51,7 +51,7 @@ def launch(sandbox: Sandbox, region: RegionSettings, count: int) -> list[dict[st
             for instance in reservation["Instances"]
         ]
         if all(instance["State"]["Name"] == "running" for instance in described):
-            return described
+            return [dict(instance) for instance in described]
         assert time.monotonic() < deadline, [i["State"] for i in described]
         time.sleep(0.5)
 

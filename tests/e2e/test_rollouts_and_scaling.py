@@ -21,10 +21,10 @@ import pytest
 
 from tests.conftest import Sandbox, quiet_progress
 from tests.e2e.project_copy import copy_project, invoke
+from webfleet import traffic
 from webfleet.paths import ProjectPaths
 from webfleet.stages.deploy import apply as deploy_stage
-from webfleet.stages.verify import http as http_checks
-from webfleet.stages.verify.run import read_deployment
+from webfleet.stages.deploy.outputs import read_deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -58,12 +58,12 @@ def group(sandbox: Sandbox, project: ProjectPaths) -> dict[str, Any]:
     """The deployed Auto Scaling Group as the API describes it, with its InService instances
     (replaced ones are listed as Terminating while they drain)."""
     name = read_deployment(project, "local").asg_name
-    autoscaling = sandbox.target().client("autoscaling")
-    found: dict[str, Any] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+    autoscaling = sandbox.target().autoscaling()
+    (described,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
         "AutoScalingGroups"
-    ][0]
-    found["Instances"] = [i for i in found["Instances"] if i["LifecycleState"] == "InService"]
-    return found
+    ]
+    in_service = [i for i in described["Instances"] if i["LifecycleState"] == "InService"]
+    return {**described, "Instances": in_service}
 
 
 def test_first_pipeline_deploys_from_nothing_without_a_refresh(
@@ -126,8 +126,8 @@ def test_broken_version_rolls_back_and_the_fleet_keeps_serving(
     assert {i["LaunchTemplate"]["Version"] for i in after["Instances"]} == {good_version}
     # Still serving the good version through the ALB.
     dns_name = read_deployment(project, "local").alb_dns_name
-    listener = http_checks.Listener("HTTP", 80, "forward")
-    answers = [http_checks.fetch(dns_name, listener, "/") for _ in range(10)]
+    listener = traffic.Listener("HTTP", 80, "forward")
+    answers = [traffic.fetch(dns_name, listener, "/") for _ in range(10)]
     assert all(a.ok and a.version == "1.1.0" for a in answers), [a.describe() for a in answers]
 
 

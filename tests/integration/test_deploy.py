@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import yaml
+from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 from tests.conftest import Sandbox, quiet_progress
 from webfleet.stages.deploy import apply as deploy_stage
@@ -50,7 +50,7 @@ def test_second_deploy_changes_nothing(sandbox: Sandbox, deployed: DeployResult)
 def test_alb_is_internet_facing_in_two_azs_with_its_security_group(
     sandbox: Sandbox, deployed: DeployResult
 ) -> None:
-    elbv2 = sandbox.target().client("elbv2")
+    elbv2 = sandbox.target().elbv2()
     (alb,) = elbv2.describe_load_balancers(LoadBalancerArns=[deployed.outputs["alb_arn"]])[
         "LoadBalancers"
     ]
@@ -63,7 +63,7 @@ def test_alb_is_internet_facing_in_two_azs_with_its_security_group(
 def test_listeners_and_rules_follow_the_stack_file(
     sandbox: Sandbox, deployed: DeployResult
 ) -> None:
-    elbv2 = sandbox.target().client("elbv2")
+    elbv2 = sandbox.target().elbv2()
     listeners = elbv2.describe_listeners(LoadBalancerArn=deployed.outputs["alb_arn"])["Listeners"]
     assert [(item["Port"], item["Protocol"]) for item in listeners] == [(80, "HTTP")]
     (action,) = listeners[0]["DefaultActions"]
@@ -81,7 +81,7 @@ def test_listeners_and_rules_follow_the_stack_file(
 
 
 def test_target_group_health_check_and_attributes(sandbox: Sandbox, deployed: DeployResult) -> None:
-    elbv2 = sandbox.target().client("elbv2")
+    elbv2 = sandbox.target().elbv2()
     arn = deployed.outputs["target_group_arn"]
     (group,) = elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
     assert (group["Port"], group["Protocol"], group["TargetType"]) == (8000, "HTTP", "instance")
@@ -102,7 +102,7 @@ def test_target_group_health_check_and_attributes(sandbox: Sandbox, deployed: De
 def test_asg_spans_both_subnets_with_elb_health_checks(
     sandbox: Sandbox, deployed: DeployResult
 ) -> None:
-    autoscaling = sandbox.target().client("autoscaling")
+    autoscaling = sandbox.target().autoscaling()
     (group,) = autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=[deployed.outputs["asg_name"]]
     )["AutoScalingGroups"]
@@ -126,11 +126,11 @@ def test_asg_spans_both_subnets_with_elb_health_checks(
 def test_launch_template_requires_imdsv2_and_carries_the_rendered_user_data(
     sandbox: Sandbox, deployed: DeployResult
 ) -> None:
-    ec2 = sandbox.target().client("ec2")
+    ec2 = sandbox.target().ec2()
     versions = ec2.describe_launch_template_versions(
         LaunchTemplateId=deployed.outputs["launch_template_id"], Versions=["$Latest"]
     )["LaunchTemplateVersions"]
-    data: dict[str, Any] = versions[0]["LaunchTemplateData"]
+    data = versions[0]["LaunchTemplateData"]
     assert data["MetadataOptions"]["HttpTokens"] == "required"
     assert data["MetadataOptions"]["HttpEndpoint"] == "enabled"
     assert data["InstanceType"] == "t3.micro"
@@ -146,7 +146,7 @@ def test_launch_template_requires_imdsv2_and_carries_the_rendered_user_data(
 def test_base_ami_is_debian_12_from_the_official_owner(
     sandbox: Sandbox, deployed: DeployResult
 ) -> None:
-    ec2 = sandbox.target().client("ec2")
+    ec2 = sandbox.target().ec2()
     (image,) = ec2.describe_images(ImageIds=[deployed.outputs["ami_id"]])["Images"]
     assert image["OwnerId"] == "136693071363"
     assert image["Name"].startswith("debian-12-amd64-")
@@ -155,7 +155,7 @@ def test_base_ami_is_debian_12_from_the_official_owner(
 def test_app_port_is_open_only_to_the_alb_security_group(
     sandbox: Sandbox, deployed: DeployResult
 ) -> None:
-    ec2 = sandbox.target().client("ec2")
+    ec2 = sandbox.target().ec2()
     outputs = deployed.outputs
     (app_group,) = ec2.describe_security_groups(GroupIds=[outputs["app_security_group_id"]])[
         "SecurityGroups"
@@ -178,7 +178,7 @@ def test_app_port_is_open_only_to_the_alb_security_group(
 
 
 def test_instance_profile_has_ssm_managed_policy(sandbox: Sandbox, deployed: DeployResult) -> None:
-    iam = sandbox.target().client("iam")
+    iam = sandbox.target().iam()
     roles = [
         role for role in iam.list_roles()["Roles"] if role["RoleName"].startswith("webfleet-demo")
     ]
@@ -192,12 +192,12 @@ def test_destroy_leaves_nothing(sandbox: Sandbox, deployed: DeployResult) -> Non
     result = deploy_stage.destroy(sandbox.stack(), sandbox.paths, quiet_progress())
     assert result.changes.destroy >= 20
     target = sandbox.target()
-    ec2 = target.client("ec2")
-    assert target.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
-    assert target.client("elbv2").describe_target_groups()["TargetGroups"] == []
-    assert target.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
+    ec2 = target.ec2()
+    assert target.elbv2().describe_load_balancers()["LoadBalancers"] == []
+    assert target.elbv2().describe_target_groups()["TargetGroups"] == []
+    assert target.autoscaling().describe_auto_scaling_groups()["AutoScalingGroups"] == []
     assert ec2.describe_launch_templates()["LaunchTemplates"] == []
-    ours = [{"Name": "tag:ManagedBy", "Values": ["webfleet"]}]
+    ours: list[FilterTypeDef] = [{"Name": "tag:ManagedBy", "Values": ["webfleet"]}]
     assert ec2.describe_vpcs(Filters=ours)["Vpcs"] == []
     assert ec2.describe_subnets(Filters=ours)["Subnets"] == []
     assert ec2.describe_security_groups(Filters=ours)["SecurityGroups"] == []
@@ -206,7 +206,7 @@ def test_destroy_leaves_nothing(sandbox: Sandbox, deployed: DeployResult) -> Non
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
     )["Reservations"]
     assert running == []
-    iam = target.client("iam")
+    iam = target.iam()
     assert [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("webfleet")] == []
     assert iam.list_instance_profiles()["InstanceProfiles"] == []
     # A second destroy finds nothing to do.

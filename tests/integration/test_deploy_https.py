@@ -11,10 +11,12 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import Sandbox, quiet_progress
+from webfleet.fleet import Deployment, FleetView
 from webfleet.stages import rollout
 from webfleet.stages.deploy import apply as deploy_stage
 from webfleet.stages.deploy.apply import DeployResult
@@ -68,7 +70,7 @@ def test_http_redirects_to_https_which_forwards_with_the_imported_certificate(
     https_sandbox: Sandbox, deployed: DeployResult
 ) -> None:
     target = https_sandbox.target()
-    elbv2 = target.client("elbv2")
+    elbv2 = target.elbv2()
     listeners = {
         item["Port"]: item
         for item in elbv2.describe_listeners(LoadBalancerArn=deployed.outputs["alb_arn"])[
@@ -89,9 +91,9 @@ def test_http_redirects_to_https_which_forwards_with_the_imported_certificate(
     assert https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
     assert https["DefaultActions"][0]["TargetGroupArn"] == deployed.outputs["target_group_arn"]
     (certificate,) = https["Certificates"]
-    described = target.client("acm").describe_certificate(
-        CertificateArn=certificate["CertificateArn"]
-    )["Certificate"]
+    described = target.acm().describe_certificate(CertificateArn=certificate["CertificateArn"])[
+        "Certificate"
+    ]
     assert described["Type"] == "IMPORTED"
     assert described["DomainName"] == "webfleet-demo.local"
     # Path rules serve traffic, so they sit on the HTTPS listener.
@@ -105,7 +107,7 @@ def test_http_redirects_to_https_which_forwards_with_the_imported_certificate(
 def test_alb_security_group_opens_both_listener_ports(
     https_sandbox: Sandbox, deployed: DeployResult
 ) -> None:
-    ec2 = https_sandbox.target().client("ec2")
+    ec2 = https_sandbox.target().ec2()
     (group,) = ec2.describe_security_groups(GroupIds=[deployed.outputs["alb_security_group_id"]])[
         "SecurityGroups"
     ]
@@ -125,15 +127,15 @@ def test_new_user_data_rolls_a_new_template_version_through_a_refresh(
     assert (changed.changes.add, changed.changes.destroy) == (0, 0)
     assert changed.changes.change >= 2
     assert changed.outputs["launch_template_latest_version"] == 2
-    autoscaling = https_sandbox.target().client("autoscaling")
+    autoscaling = https_sandbox.target().autoscaling()
     (group,) = autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=[changed.outputs["asg_name"]]
     )["AutoScalingGroups"]
     assert group["LaunchTemplate"]["Version"] == "2"
     assert changed.refresh_id is not None
+    fleet = FleetView(https_sandbox.target(), Deployment.from_outputs(changed.outputs, Path(".")))
     rolled = rollout.follow_refresh(
-        https_sandbox.target(),
-        changed.outputs["asg_name"],
+        fleet,
         changed.refresh_id,
         lambda _: None,
         timeout=300,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 from tests.conftest import ROOT, Sandbox
 from webfleet.paths import BUILD_DIR_ENV
@@ -59,17 +60,17 @@ def _wait_for_apply_start(log: Path, address: str, timeout: float = 240) -> None
 
 def _count_stack_resources(sandbox: Sandbox) -> dict[str, int]:
     target = sandbox.target()
-    ec2 = target.client("ec2")
-    ours = [{"Name": "tag:ManagedBy", "Values": ["webfleet"]}]
+    ec2 = target.ec2()
+    ours: list[FilterTypeDef] = [{"Name": "tag:ManagedBy", "Values": ["webfleet"]}]
     return {
         "vpcs": len(ec2.describe_vpcs(Filters=ours)["Vpcs"]),
         "subnets": len(ec2.describe_subnets(Filters=ours)["Subnets"]),
         "security groups": len(ec2.describe_security_groups(Filters=ours)["SecurityGroups"]),
-        "load balancers": len(target.client("elbv2").describe_load_balancers()["LoadBalancers"]),
-        "target groups": len(target.client("elbv2").describe_target_groups()["TargetGroups"]),
+        "load balancers": len(target.elbv2().describe_load_balancers()["LoadBalancers"]),
+        "target groups": len(target.elbv2().describe_target_groups()["TargetGroups"]),
         "launch templates": len(ec2.describe_launch_templates()["LaunchTemplates"]),
         "auto scaling groups": len(
-            target.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+            target.autoscaling().describe_auto_scaling_groups()["AutoScalingGroups"]
         ),
     }
 

@@ -15,20 +15,23 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from webfleet import traffic
 from webfleet.cli.progress import Progress
 from webfleet.config import DEFAULT_ENVIRONMENT, DEFAULT_STACK_FILE, EnvironmentStack, load_stack
 from webfleet.errors import WebfleetError
+from webfleet.fleet import FleetView
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
 from webfleet.paths import ProjectPaths
 from webfleet.stages import bake as bake_stage
 from webfleet.stages import load as load_stage
+from webfleet.stages import pipeline as pipeline_stage
 from webfleet.stages import rollout
 from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.deploy.outputs import read_deployment
 from webfleet.stages.render import render as render_files
-from webfleet.stages.verify import http as http_checks
 from webfleet.stages.verify import run as verify_stage
-from webfleet.targets.cloud import cloud_target, region_settings
+from webfleet.targets import cloud_target
 
 
 class CommandFailed(Exception):
@@ -111,7 +114,11 @@ def deploy(stack_file: str | None, env_name: str | None, as_json: bool, wait: bo
         stack, paths = _load(stack_file, env_name)
         with Progress(live=False if as_json else None) as progress:
             result = deploy_stage.deploy(stack, paths, progress)
-            rolled = _follow_rollout(stack, result, progress, with_traffic=False) if wait else None
+            rolled = (
+                rollout.follow_deployed(stack, result, progress, with_traffic=False)[0]
+                if wait
+                else None
+            )
     outputs = result.outputs
     if as_json:
         _emit_json(
@@ -139,40 +146,6 @@ def deploy(stack_file: str | None, env_name: str | None, as_json: bool, wait: bo
     console.print(table)
 
 
-def _follow_rollout(
-    stack: EnvironmentStack,
-    deployed: deploy_stage.DeployResult,
-    progress: Progress,
-    *,
-    with_traffic: bool,
-) -> rollout.RolloutResult | None:
-    """Follow the deploy's instance refresh (if it started one); fail unless it succeeded."""
-    rolled, _ = _follow_rollout_with_traffic(stack, deployed, progress, with_traffic=with_traffic)
-    return rolled
-
-
-def _follow_rollout_with_traffic(
-    stack: EnvironmentStack,
-    deployed: deploy_stage.DeployResult,
-    progress: Progress,
-    *,
-    with_traffic: bool,
-) -> tuple[rollout.RolloutResult | None, rollout.TrafficReport | None]:
-    if deployed.refresh_id is None:
-        return None, None
-    progress.stage(
-        "rollout",
-        "instance refresh" + (" under a request stream through the ALB" if with_traffic else ""),
-    )
-    rolled, traffic = rollout.follow_deploy(
-        stack, deployed.outputs, deployed.refresh_id, progress.note, with_traffic=with_traffic
-    )
-    if traffic is not None:
-        progress.note(f"through the ALB: {traffic.describe()}", "bold")
-    rollout.check_rollout(rolled, traffic)
-    return rolled, traffic
-
-
 def destroy(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
     with _explained():
         stack, paths = _load(stack_file, env_name)
@@ -198,38 +171,13 @@ def pipeline(stack_file: str | None, env_name: str | None, as_json: bool, failov
     with _explained():
         stack, paths = _load(stack_file, env_name)
         with Progress(live=False if as_json else None) as progress:
-            progress.stage("pipeline", f"bake → deploy → verify ({stack.env_name})")
-            baked = bake_stage.bake(stack, paths, progress)
-            progress.note(f"baked {baked.ami_id} ({baked.name})", "bold")
-            deployed = deploy_stage.deploy(stack, paths, progress)
-            changes = deployed.changes
-            progress.note(
-                f"deployed: {changes.add} added, {changes.change} changed, "
-                f"{changes.destroy} destroyed; ALB {deployed.outputs.get('alb_dns_name')}",
-                "bold",
-            )
-            stages: dict[str, Any] = {
-                "bake": {
-                    "ami_id": baked.ami_id,
-                    "name": baked.name,
-                    "manifest": str(baked.manifest_path),
-                },
-                "deploy": {"changes": vars(deployed.changes), "outputs": deployed.outputs},
-            }
             try:
-                rolled, traffic = _follow_rollout_with_traffic(
-                    stack, deployed, progress, with_traffic=True
-                )
-            except rollout.RolloutFailed as failure:
+                result = pipeline_stage.pipeline(stack, paths, progress, failover=failover)
+            except pipeline_stage.PipelineFailed as failure:
                 if as_json:
-                    _emit_json({"passed": False, "stages": stages, "error": str(failure)})
+                    _emit_json({"passed": False, "stages": failure.stages, "error": str(failure)})
                 raise
-            stages["rollout"] = {
-                **(rolled.as_dict() if rolled else {}),
-                "traffic": traffic.as_dict() if traffic else None,
-            }
-            result = verify_stage.verify(stack, paths, progress, failover=failover)
-    _report_verify(result, paths, as_json, stages, title="pipeline")
+    _report_verify(result.verify, paths, as_json, result.stages, title="pipeline")
 
 
 def load(
@@ -241,20 +189,14 @@ def load(
     with _explained():
         plan.check()
         stack, paths = _load(stack_file, env_name)
-        if stack.environment.kind != "local":
-            raise WebfleetError(
-                f"environment {stack.env_name} is kind '{stack.environment.kind}': `invoke load` "
-                "only drives the local region's load balancers"
-            )
-        if not daemon.status(region_settings(stack)).running:
-            raise WebfleetError("the local region is not running: run `invoke deploy` first")
-        deployment = verify_stage.read_deployment(paths, stack.env_name)
-        alb = verify_stage.alb_target(stack, deployment)
+        target = cloud_target(stack)
+        target.local_region("`invoke load`")
+        target.require_running("nothing deployed there exists any more")
+        deployment = read_deployment(paths, stack.env_name)
+        alb = traffic.alb_target(stack, deployment)
         listener = alb.serving
         load_stage.check_loopback(alb.dns_name)
-        watch = load_stage.FleetWatch(
-            cloud_target(stack), deployment.asg_name, deployment.target_group_arn
-        )
+        fleet = FleetView(target, deployment)
         with Progress(live=False if as_json else None) as progress:
             progress.stage(
                 "load",
@@ -263,8 +205,8 @@ def load(
             )
             report = load_stage.run_load(
                 plan,
-                lambda: http_checks.fetch(alb.dns_name, listener, plan.path),
-                watch,
+                lambda: traffic.fetch(alb.dns_name, listener, plan.path),
+                fleet,
                 progress.note,
             )
     if as_json:
@@ -325,12 +267,7 @@ def _report_verify(
 
 def _region(stack_file: str | None, env_name: str | None) -> RegionSettings:
     stack, _ = _load(stack_file, env_name)
-    if stack.environment.kind != "local":
-        raise WebfleetError(
-            f"environment {stack.env_name} is kind '{stack.environment.kind}': the local.* tasks "
-            "manage the local region; pick a local environment with --env."
-        )
-    return region_settings(stack)
+    return cloud_target(stack).local_region("the local.* tasks")
 
 
 def _region_command(action: Callable[[RegionSettings], Any]) -> Callable[..., Any]:

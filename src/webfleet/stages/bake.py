@@ -12,22 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from webfleet.cli.progress import Progress
 from webfleet.config import EnvironmentStack
 from webfleet.drivers.packer import MANIFEST_FILE, PackerError, build, check_packer, read_manifest
 from webfleet.paths import ProjectPaths
+from webfleet.reporting import Reporter
 from webfleet.stages.bundle import Bundle, build_bundle
-from webfleet.stages.deploy.apply import start_local_region
 from webfleet.stages.render import render
-from webfleet.targets.cloud import CloudTarget, cloud_target
+from webfleet.targets import CloudTarget, cloud_target
 
 TEMPLATE = Path("packer") / "app.pkr.hcl"
 APP_DIR = Path("app")
 INSTALL_SCRIPT = Path("packer") / "scripts" / "install-app.sh"
 VARIABLES_FILE = "variables.pkrvars.json"
-# Packer's waiters against the local region: every second, for up to 10 minutes per wait.
-LOCAL_POLL_DELAY_SECONDS = 1
-LOCAL_MAX_POLL_ATTEMPTS = 600
 
 
 @dataclass(frozen=True)
@@ -73,25 +69,11 @@ def packer_variables(
         "region": target.region,
         "instance_type": stack.image.instance_type,
     }
-    if target.endpoint_url is not None:
-        # Packer 1.6.6 ignores AWS_ENDPOINT_URL (packer/README.md); the local region gives
-        # its builders no public IP, so Packer reaches them on the VPC bridge.
-        variables["ec2_endpoint"] = target.endpoint_url
-        variables["ssh_interface"] = "private_ip"
+    variables.update(target.packer_variables())
     return variables
 
 
-def packer_environment(target: CloudTarget) -> dict[str, str]:
-    """The target's tool environment; against the local region, Packer's waiters poll every
-    second (states change in seconds there; Packer's default 15 s polls were ~80% of a bake)."""
-    environment = dict(target.tool_environment())
-    if target.endpoint_url is not None:
-        environment["AWS_POLL_DELAY_SECONDS"] = str(LOCAL_POLL_DELAY_SECONDS)
-        environment["AWS_MAX_ATTEMPTS"] = str(LOCAL_MAX_POLL_ATTEMPTS)
-    return environment
-
-
-def bake(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> BakeResult:
+def bake(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> BakeResult:
     """Build the bundle, render the unit, run Packer; the new AMI with its name and tags."""
     binary = check_packer()
     template = paths.root / TEMPLATE
@@ -100,13 +82,13 @@ def bake(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> Ba
     env_name = stack.env_name
     build_dir = paths.build_dir(env_name)
 
-    progress.stage("render", f"environment {env_name}")
+    reporter.stage("render", f"environment {env_name}")
     rendered = render(stack, paths)
-    progress.stage("bundle", f"{APP_DIR}/ with its dependencies as wheels")
+    reporter.stage("bundle", f"{APP_DIR}/ with its dependencies as wheels")
     bundle = build_bundle(
         paths.root / APP_DIR, build_dir / "bundle", install_script=paths.root / INSTALL_SCRIPT
     )
-    progress.note(
+    reporter.note(
         f"{bundle.name} {bundle.version} ({bundle.commit[:12]}), "
         f"{len(bundle.wheels)} wheels{' (cached)' if bundle.cached else ''}"
     )
@@ -121,13 +103,13 @@ def bake(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> Ba
     var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     previous = read_manifest(manifest)
 
-    start_local_region(stack, progress)
-    progress.stage("bake", f"Packer {TEMPLATE} in {target.region}")
+    target.ensure_running(reporter)
+    reporter.stage("bake", f"Packer {TEMPLATE} in {target.region}")
     result = build(
         template,
         var_file,
-        packer_environment(target),
-        progress.packer_event,
+        target.packer_environment(),
+        reporter.packer_event,
         log_dir=build_dir / "logs",
         binary=binary,
     )
@@ -147,7 +129,7 @@ def bake(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> Ba
 
 def describe_image(target: CloudTarget, ami_id: str) -> tuple[str, dict[str, str]]:
     """The AMI's name and tags, as the region reports them."""
-    images = target.client("ec2").describe_images(ImageIds=[ami_id]).get("Images", [])
+    images = target.ec2().describe_images(ImageIds=[ami_id]).get("Images", [])
     if not images:
         raise PackerError(f"Packer reported {ami_id}, but {target.region} does not list it")
     image = images[0]

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webfleet.errors import WebfleetError
-from webfleet.stages.verify import http as http_checks
-from webfleet.targets.cloud import CloudTarget
+from webfleet.fleet import FleetView
+from webfleet.traffic import Answer
 
 MAX_RPS = 500
 MAX_DURATION_SECONDS = 1800
@@ -105,71 +105,18 @@ class LoadReport:
         }
 
 
-class FleetWatch:
-    """The group, its target group and their latest metrics, through the AWS APIs."""
-
-    def __init__(self, target: CloudTarget, group_name: str, target_group_arn: str) -> None:
-        self._autoscaling = target.client("autoscaling")
-        self._elbv2 = target.client("elbv2")
-        self._cloudwatch = target.client("cloudwatch")
-        self.group_name = group_name
-        self.target_group_arn = target_group_arn
-
-    def group(self) -> dict[str, Any]:
-        groups = self._autoscaling.describe_auto_scaling_groups(
-            AutoScalingGroupNames=[self.group_name]
-        )["AutoScalingGroups"]
-        if not groups:
-            raise WebfleetError(f"the Auto Scaling Group {self.group_name} does not exist")
-        group: dict[str, Any] = groups[0]
-        return group
-
-    def sample(self, at: float) -> FleetSample:
-        group = self.group()
-        health = self._elbv2.describe_target_health(TargetGroupArn=self.target_group_arn)
-        healthy = sum(
-            1 for d in health["TargetHealthDescriptions"] if d["TargetHealth"]["State"] == "healthy"
-        )
-        in_service = sum(1 for i in group["Instances"] if i["LifecycleState"] == "InService")
-        return FleetSample(
-            round(at, 1),
-            int(group["DesiredCapacity"]),
-            in_service,
-            healthy,
-            self._latest("AWS/EC2", "CPUUtilization", "AutoScalingGroupName", self.group_name),
-            self._latest(
-                "AWS/ApplicationELB",
-                "RequestCountPerTarget",
-                "TargetGroup",
-                self.target_group_arn.rsplit(":", 1)[-1],
-            ),
-        )
-
-    def activities_since(self, since: dt.datetime) -> list[str]:
-        found = self._autoscaling.describe_scaling_activities(AutoScalingGroupName=self.group_name)[
-            "Activities"
-        ]
-        return [
-            f"{a['StartTime']:%H:%M:%S} {a['Description']}: {a['Cause']}"
-            for a in reversed(found)
-            if a["StartTime"] >= since
-        ]
-
-    def _latest(self, namespace: str, metric: str, dimension: str, value: str) -> float | None:
-        now = dt.datetime.now(dt.UTC)
-        datapoints = self._cloudwatch.get_metric_statistics(
-            Namespace=namespace,
-            MetricName=metric,
-            Dimensions=[{"Name": dimension, "Value": value}],
-            StartTime=now - dt.timedelta(seconds=30),
-            EndTime=now + dt.timedelta(seconds=5),
-            Period=60,
-            Statistics=["Maximum"],
-        )["Datapoints"]
-        if not datapoints:
-            return None
-        latest = max(datapoints, key=lambda d: d["Timestamp"])
-        return float(latest["Maximum"])
+def sample_fleet(fleet: FleetView, at: float) -> FleetSample:
+    """The group's capacity, its healthy targets and the metrics its policies act on, now."""
+    group = fleet.group()
+    healthy = sum(1 for state in fleet.target_states().values() if state == "healthy")
+    return FleetSample(
+        round(at, 1),
+        int(group["DesiredCapacity"]),
+        len(fleet.in_service_ids(group)),
+        healthy,
+        fleet.group_cpu(),
+        fleet.requests_per_target(),
+    )
 
 
 def check_loopback(dns_name: str) -> None:
@@ -188,8 +135,8 @@ def check_loopback(dns_name: str) -> None:
 
 def run_load(
     plan: LoadPlan,
-    fetch: Callable[[], http_checks.Answer],
-    watch: FleetWatch,
+    fetch: Callable[[], Answer],
+    fleet: FleetView,
     on_sample: Callable[[str], None],
 ) -> LoadReport:
     """Send the load while sampling the fleet; then (with settle) wait for the minimum size."""
@@ -208,7 +155,7 @@ def run_load(
                     report.first_failure = answer.describe()
 
     def observe(phase: str) -> FleetSample:
-        sample = watch.sample(time.monotonic() - started)
+        sample = sample_fleet(fleet, time.monotonic() - started)
         report.samples.append(sample)
         with lock:
             counts = f"sent {report.sent}, failed {report.failed}"
@@ -231,12 +178,12 @@ def run_load(
     load_end = time.monotonic()
     observe("load done")
     if plan.settle > 0:
-        minimum = int(watch.group()["MinSize"])
+        minimum = int(fleet.group()["MinSize"])
         while time.monotonic() - load_end < plan.settle:
             sample = observe("after")
             if sample.desired <= minimum and sample.in_service <= minimum:
                 report.settled_seconds = round(time.monotonic() - load_end, 1)
                 break
             time.sleep(REPORT_SECONDS)
-    report.activities = watch.activities_since(started_at)
+    report.activities = fleet.activities_since(started_at)
     return report

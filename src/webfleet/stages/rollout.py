@@ -9,19 +9,21 @@ stream through the ALB meanwhile and reports failed requests and the app version
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from webfleet import refresh_status, traffic
 from webfleet.config import EnvironmentStack
 from webfleet.errors import WebfleetError
-from webfleet.stages.verify.failover import RequestStream, Sample
-from webfleet.targets.cloud import CloudTarget, cloud_target
+from webfleet.fleet import Deployment, FleetView
+from webfleet.reporting import Reporter
+from webfleet.stages.deploy.apply import DeployResult
+from webfleet.targets import cloud_target
+from webfleet.traffic import RequestStream, Sample
 
-TERMINAL = frozenset({"Successful", "Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
 POLL_SECONDS = 2.0
 # Per batch, beyond the stack's own grace period and warmup: boot, drain, health checks.
 BATCH_MARGIN_SECONDS = 300
@@ -110,18 +112,6 @@ def traffic_report(samples: Sequence[Sample]) -> TrafficReport:
     return TrafficReport(len(samples), failed, tuple(versions), final, overlap, first_failure)
 
 
-def started_refresh(target: CloudTarget, group_name: str, since: dt.datetime) -> str | None:
-    """The instance refresh of the group started at or after `since` (an apply's), if any."""
-    autoscaling = target.client("autoscaling")
-    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group_name).get(
-        "InstanceRefreshes", []
-    )
-    for refresh in refreshes:
-        if refresh["StartTime"] >= since:
-            return str(refresh["InstanceRefreshId"])
-    return None
-
-
 def rollout_timeout(stack: EnvironmentStack) -> float:
     """A bound on a whole refresh (and a rollback) of the largest fleet the stack allows."""
     fleet = stack.asg
@@ -135,20 +125,16 @@ def rollout_timeout(stack: EnvironmentStack) -> float:
 
 
 def follow_refresh(
-    target: CloudTarget,
-    group_name: str,
+    fleet: FleetView,
     refresh_id: str,
     on_change: Callable[[str], None],
     timeout: float,
 ) -> RolloutResult:
     """Poll the refresh until it ends (or the timeout); report each change of its progress."""
-    autoscaling = target.client("autoscaling")
     started = time.monotonic()
     seen: tuple[str, int, str] | None = None
     while True:
-        refresh = autoscaling.describe_instance_refreshes(
-            AutoScalingGroupName=group_name, InstanceRefreshIds=[refresh_id]
-        )["InstanceRefreshes"][0]
+        refresh = fleet.refresh(refresh_id)
         status = str(refresh["Status"])
         reason = str(refresh.get("StatusReason") or "")
         percentage = int(refresh.get("PercentageComplete") or 0)
@@ -157,12 +143,12 @@ def follow_refresh(
             suffix = f": {reason}" if reason else ""
             on_change(f"instance refresh {status} {percentage}%{suffix}")
         elapsed = time.monotonic() - started
-        if status in TERMINAL:
+        if status in refresh_status.ENDED:
             return RolloutResult(refresh_id, status, reason, elapsed)
         if elapsed > timeout:
             raise RolloutFailed(
-                f"instance refresh {refresh_id} of {group_name} still {status} after "
-                f"{timeout:.0f} s: {reason or 'no reason given'}"
+                f"instance refresh {refresh_id} of {fleet.deployment.asg_name} still {status} "
+                f"after {timeout:.0f} s: {reason or 'no reason given'}"
             )
         time.sleep(POLL_SECONDS)
 
@@ -187,8 +173,7 @@ def check_rollout(result: RolloutResult, traffic: TrafficReport | None) -> None:
 
 
 def watched_rollout(
-    target: CloudTarget,
-    group_name: str,
+    fleet: FleetView,
     refresh_id: str,
     on_change: Callable[[str], None],
     timeout: float,
@@ -198,7 +183,7 @@ def watched_rollout(
     if stream is not None:
         stream.start()
     try:
-        result = follow_refresh(target, group_name, refresh_id, on_change, timeout)
+        result = follow_refresh(fleet, refresh_id, on_change, timeout)
     finally:
         samples = stream.stop() if stream is not None else None
     return result, (traffic_report(samples) if samples is not None else None)
@@ -213,16 +198,34 @@ def follow_deploy(
     with_traffic: bool,
 ) -> tuple[RolloutResult, TrafficReport | None]:
     """Follow a deploy's refresh; with_traffic: under a request stream through the ALB."""
-    from webfleet.stages.verify import http as http_checks
-    from webfleet.stages.verify.run import Deployment, alb_target
-
-    target = cloud_target(stack)
     deployment = Deployment.from_outputs(outputs, source=Path("deploy outputs"))
+    fleet = FleetView(cloud_target(stack), deployment)
     stream = None
     if with_traffic:
-        alb = alb_target(stack, deployment)
+        alb = traffic.alb_target(stack, deployment)
         listener = alb.serving
-        stream = RequestStream(fetch=lambda: http_checks.fetch(alb.dns_name, listener, "/"))
-    return watched_rollout(
-        target, deployment.asg_name, refresh_id, on_change, rollout_timeout(stack), stream
+        stream = RequestStream(fetch=lambda: traffic.fetch(alb.dns_name, listener, "/"))
+    return watched_rollout(fleet, refresh_id, on_change, rollout_timeout(stack), stream)
+
+
+def follow_deployed(
+    stack: EnvironmentStack,
+    deployed: DeployResult,
+    reporter: Reporter,
+    *,
+    with_traffic: bool,
+) -> tuple[RolloutResult | None, TrafficReport | None]:
+    """Follow the instance refresh a deploy started (if any); fail unless it succeeded."""
+    if deployed.refresh_id is None:
+        return None, None
+    reporter.stage(
+        "rollout",
+        "instance refresh" + (" under a request stream through the ALB" if with_traffic else ""),
     )
+    rolled, traffic_seen = follow_deploy(
+        stack, deployed.outputs, deployed.refresh_id, reporter.note, with_traffic=with_traffic
+    )
+    if traffic_seen is not None:
+        reporter.note(f"through the ALB: {traffic_seen.describe()}", "bold")
+    check_rollout(rolled, traffic_seen)
+    return rolled, traffic_seen

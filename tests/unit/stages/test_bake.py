@@ -16,10 +16,10 @@ from tests.conftest import ROOT
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.drivers.packer import MANIFEST_FILE, PackerError
 from webfleet.paths import ProjectPaths
-from webfleet.stages.bake import packer_environment, packer_variables, variables_path
+from webfleet.stages.bake import packer_variables, variables_path
 from webfleet.stages.bundle import Bundle
 from webfleet.stages.deploy.apply import baked_ami
-from webfleet.targets.cloud import cloud_target
+from webfleet.targets import cloud_target
 
 TEMPLATE = ROOT / "packer" / "app.pkr.hcl"
 
@@ -107,9 +107,9 @@ def test_aws_variables_use_its_region_and_sizes_and_no_endpoint(
 def test_packer_polls_every_second_only_against_the_local_region(
     local: EnvironmentStack, aws: EnvironmentStack
 ) -> None:
-    fast = packer_environment(cloud_target(local))
+    fast = cloud_target(local).packer_environment()
     assert (fast["AWS_POLL_DELAY_SECONDS"], fast["AWS_MAX_ATTEMPTS"]) == ("1", "600")
-    assert "AWS_POLL_DELAY_SECONDS" not in packer_environment(cloud_target(aws))
+    assert "AWS_POLL_DELAY_SECONDS" not in cloud_target(aws).packer_environment()
 
 
 @pytest.mark.parametrize("env_name", ["local", "aws"])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webfleet.stages.rollout import RolloutFailed, RolloutResult, check_rollout, traffic_report
-from webfleet.stages.verify.failover import Sample
-from webfleet.stages.verify.http import Answer
+from webfleet.traffic import Answer, Sample
 
 
 def sample(at: float, version: str | None, status: int | None = 200) -> Sample:

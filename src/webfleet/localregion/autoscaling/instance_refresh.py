@@ -29,16 +29,14 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
+from webfleet import refresh_status
 from webfleet.localregion.autoscaling import members as group_members
 from webfleet.localregion.autoscaling.group_health import past_grace_period
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATUSES: Final = frozenset(
-    {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
-)
 POLL_SECONDS = 1.0
 DEFAULT_MIN_HEALTHY = 90
 DEFAULT_MAX_HEALTHY = 100
@@ -103,7 +101,7 @@ class InstanceRefresh:
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
+        return self.status in refresh_status.IN_PROGRESS
 
     def finish(self, status: str, reason: str | None = None) -> None:
         self.status = status

@@ -11,13 +11,16 @@ resource without those tags is someone else's and is left alone: Terraform's err
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from webfleet.targets.cloud import CloudTarget
+from webfleet.targets import CloudTarget
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 # The tags webfleet puts on everything; a found resource is ours only if these match the plan's.
 OWNER_TAGS = ("App", "Environment", "ManagedBy")
@@ -89,8 +92,9 @@ def _planned_tags(after: Mapping[str, Any]) -> dict[str, str]:
     return dict(after.get("tags") or {})
 
 
-def _tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
-    return {tag["Key"]: tag["Value"] for tag in tags or []}
+def _tag_dict(tags: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
+    """Tags as EC2, ELBv2, IAM and Auto Scaling list them (Key/Value pairs), as a dict."""
+    return {str(tag["Key"]): str(tag["Value"]) for tag in tags or []}
 
 
 def _not_found(error: ClientError) -> bool:
@@ -99,7 +103,7 @@ def _not_found(error: ClientError) -> bool:
 
 
 def _elbv2_tags(target: CloudTarget, arn: str) -> dict[str, str]:
-    described = target.client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"]
+    described = target.elbv2().describe_tags(ResourceArns=[arn])["TagDescriptions"]
     return _tag_dict(described[0]["Tags"] if described else [])
 
 
@@ -120,7 +124,7 @@ def _elbv2_named(
     name = after.get("name")
     if not name:
         return None
-    operation = getattr(target.client("elbv2"), describe)
+    operation = getattr(target.elbv2(), describe)
     found = _if_exists(lambda: operation(Names=[name])[f"{kind}s"])
     if not found:
         return None
@@ -140,7 +144,7 @@ def _listener(target: CloudTarget, after: Mapping[str, Any]) -> Found | None:
     balancer, port = after.get("load_balancer_arn"), after.get("port")
     if not balancer or port is None:
         return None
-    listeners = target.client("elbv2").describe_listeners(LoadBalancerArn=balancer)["Listeners"]
+    listeners = target.elbv2().describe_listeners(LoadBalancerArn=balancer)["Listeners"]
     for listener in listeners:
         if listener["Port"] == int(port):
             return Found(listener["ListenerArn"], None)
@@ -151,7 +155,7 @@ def _listener_rule(target: CloudTarget, after: Mapping[str, Any]) -> Found | Non
     listener, priority = after.get("listener_arn"), after.get("priority")
     if not listener or priority is None:
         return None
-    for rule in target.client("elbv2").describe_rules(ListenerArn=listener)["Rules"]:
+    for rule in target.elbv2().describe_rules(ListenerArn=listener)["Rules"]:
         if rule["Priority"] == str(priority):
             return Found(rule["RuleArn"], None)
     return None
@@ -161,8 +165,11 @@ def _security_group(target: CloudTarget, after: Mapping[str, Any]) -> Found | No
     name, vpc = after.get("name"), after.get("vpc_id")
     if not name or not vpc:
         return None
-    filters = [{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc]}]
-    groups = target.client("ec2").describe_security_groups(Filters=filters)["SecurityGroups"]
+    filters: list[FilterTypeDef] = [
+        {"Name": "group-name", "Values": [name]},
+        {"Name": "vpc-id", "Values": [vpc]},
+    ]
+    groups = target.ec2().describe_security_groups(Filters=filters)["SecurityGroups"]
     if not groups:
         return None
     return Found(groups[0]["GroupId"], _tag_dict(groups[0].get("Tags")))
@@ -172,8 +179,8 @@ def _launch_template(target: CloudTarget, after: Mapping[str, Any]) -> Found | N
     name = after.get("name")
     if not name:
         return None
-    filters = [{"Name": "launch-template-name", "Values": [name]}]
-    found = target.client("ec2").describe_launch_templates(Filters=filters)["LaunchTemplates"]
+    filters: list[FilterTypeDef] = [{"Name": "launch-template-name", "Values": [name]}]
+    found = target.ec2().describe_launch_templates(Filters=filters)["LaunchTemplates"]
     if not found:
         return None
     return Found(found[0]["LaunchTemplateId"], _tag_dict(found[0].get("Tags")))
@@ -183,8 +190,8 @@ def _key_pair(target: CloudTarget, after: Mapping[str, Any]) -> Found | None:
     name = after.get("key_name")
     if not name:
         return None
-    filters = [{"Name": "key-name", "Values": [name]}]
-    found = target.client("ec2").describe_key_pairs(Filters=filters)["KeyPairs"]
+    filters: list[FilterTypeDef] = [{"Name": "key-name", "Values": [name]}]
+    found = target.ec2().describe_key_pairs(Filters=filters)["KeyPairs"]
     if not found:
         return None
     return Found(name, _tag_dict(found[0].get("Tags")))
@@ -194,7 +201,7 @@ def _auto_scaling_group(target: CloudTarget, after: Mapping[str, Any]) -> Found 
     name = after.get("name")
     if not name:
         return None
-    client = target.client("autoscaling")
+    client = target.autoscaling()
     groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
     if not groups:
         return None
@@ -206,7 +213,7 @@ def _iam_role(target: CloudTarget, after: Mapping[str, Any]) -> Found | None:
     name = after.get("name")
     if not name:
         return None
-    role = _if_exists(lambda: target.client("iam").get_role(RoleName=name)["Role"])
+    role = _if_exists(lambda: target.iam().get_role(RoleName=name)["Role"])
     if role is None:
         return None
     return Found(name, _tag_dict(role.get("Tags")))
@@ -216,7 +223,7 @@ def _instance_profile(target: CloudTarget, after: Mapping[str, Any]) -> Found | 
     name = after.get("name")
     if not name:
         return None
-    iam = target.client("iam")
+    iam = target.iam()
     profile = _if_exists(lambda: iam.get_instance_profile(InstanceProfileName=name))
     if profile is None:
         return None

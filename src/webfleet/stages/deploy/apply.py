@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from webfleet.cli.progress import Progress
 from webfleet.config import EnvironmentStack
 from webfleet.drivers.packer import MANIFEST_FILE, read_manifest
 from webfleet.drivers.terraform import ChangeCounts, Terraform, Workspace, check_terraform
 from webfleet.drivers.tfconfig import check_cli_config
 from webfleet.errors import WebfleetError
-from webfleet.localregion.runtime import daemon
+from webfleet.fleet import Deployment, FleetView
 from webfleet.paths import ProjectPaths
+from webfleet.reporting import Reporter
 from webfleet.stages.deploy.adopt import find_orphans
+from webfleet.stages.deploy.outputs import write_outputs
 from webfleet.stages.deploy.ssh_keys import GeneratedKey, ensure_key, key_pair_name
 from webfleet.stages.deploy.stack_vars import terraform_variables, write_variables
 from webfleet.stages.render import render
-from webfleet.stages.rollout import started_refresh
-from webfleet.targets.cloud import CloudTarget, cloud_target, region_settings
+from webfleet.targets import CloudTarget, cloud_target
 
 # An adopted load balancer makes its listeners' keys known, which may reveal orphaned listeners,
 # whose rules the next round finds: LB → listener → rule is the longest chain.
@@ -49,25 +48,25 @@ class DestroyResult:
     changes: ChangeCounts
 
 
-def deploy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> DeployResult:
+def deploy(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> DeployResult:
     """Render, then plan and apply the whole stack; a stack already in shape is left untouched."""
-    terraform = _prepare(stack, paths, progress)
+    terraform = _prepare(stack, paths, reporter)
     plan_file = paths.build_dir(stack.env_name) / "deploy.tfplan"
     var_file = paths.terraform_vars(stack.env_name)
-    progress.stage("plan")
+    reporter.stage("plan")
     plan = terraform.plan(var_file, plan_file)
     for _ in range(ADOPTION_ROUNDS):
         if plan.exit_code == 0:
             break
-        if not _adopt_orphans(terraform, stack, var_file, plan_file, progress):
+        if not _adopt_orphans(terraform, stack, var_file, plan_file, reporter):
             break
-        progress.stage("plan", "again, with the adopted resources")
+        reporter.stage("plan", "again, with the adopted resources")
         plan = terraform.plan(var_file, plan_file)
     changes = plan.changes
     if plan.exit_code == 0:
-        progress.note("no changes: the deployed stack already matches the stack file", "green")
+        reporter.note("no changes: the deployed stack already matches the stack file", "green")
     else:
-        progress.stage(
+        reporter.stage(
             "apply",
             f"{changes.add} to add, {changes.change} to change, {changes.destroy} to destroy",
         )
@@ -75,13 +74,11 @@ def deploy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> 
         changes = terraform.apply(plan_file).changes
     plan_file.unlink(missing_ok=True)
     outputs = terraform.outputs()
-    outputs_path = paths.deploy_outputs(stack.env_name)
-    outputs_path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
+    write_outputs(paths, stack.env_name, outputs)
     refresh_id = None
     if plan.exit_code != 0 and outputs.get("asg_name"):
-        refresh_id = started_refresh(
-            cloud_target(stack), str(outputs["asg_name"]), apply_started - REFRESH_CLOCK_SLACK
-        )
+        fleet = FleetView(cloud_target(stack), Deployment.from_outputs(outputs, Path("outputs")))
+        refresh_id = fleet.refresh_started_since(apply_started - REFRESH_CLOCK_SLACK)
     return DeployResult(stack.env_name, changes, outputs, refresh_id)
 
 
@@ -90,12 +87,12 @@ def _adopt_orphans(
     stack: EnvironmentStack,
     var_file: Path,
     plan_file: Path,
-    progress: Progress,
+    reporter: Reporter,
 ) -> bool:
     """Import what an interrupted run created but did not record; True if anything was."""
     orphans = find_orphans(cloud_target(stack), terraform.show_plan(plan_file))
     for orphan in orphans:
-        progress.note(
+        reporter.note(
             f"adopting {orphan.address} ({orphan.import_id}): created by an interrupted run",
             "yellow",
         )
@@ -103,18 +100,18 @@ def _adopt_orphans(
     return bool(orphans)
 
 
-def destroy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) -> DestroyResult:
+def destroy(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> DestroyResult:
     """Destroy every resource of the stack in this environment; nothing deployed is fine."""
-    terraform = _prepare(stack, paths, progress, start_region=False)
+    terraform = _prepare(stack, paths, reporter, start_region=False)
     if not terraform.has_state():
-        progress.note("nothing deployed in this environment", "green")
+        reporter.note("nothing deployed in this environment", "green")
         paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
         return DestroyResult(stack.env_name, ChangeCounts())
-    start_local_region(stack, progress)
+    cloud_target(stack).ensure_running(reporter)
     plan_file = paths.build_dir(stack.env_name) / "destroy.tfplan"
-    progress.stage("plan", "destroy")
+    reporter.stage("plan", "destroy")
     plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file, destroy=True)
-    progress.stage("destroy", f"{plan.changes.destroy} to destroy")
+    reporter.stage("destroy", f"{plan.changes.destroy} to destroy")
     # Applied even when empty: that records in the state what the refresh found already gone
     # (e.g. a local region that was restarted), so the next destroy does not look again.
     changes = terraform.apply(plan_file).changes
@@ -124,24 +121,24 @@ def destroy(stack: EnvironmentStack, paths: ProjectPaths, progress: Progress) ->
 
 
 def _prepare(
-    stack: EnvironmentStack, paths: ProjectPaths, progress: Progress, *, start_region: bool = True
+    stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter, *, start_region: bool = True
 ) -> Terraform:
     """Check tools, render, write variables and init Terraform: all before touching the cloud."""
     check_terraform()
     check_cli_config(paths.terraform_cli_config)
-    progress.stage("render", f"environment {stack.env_name}")
+    reporter.stage("render", f"environment {stack.env_name}")
     rendered = render(stack, paths)
     user_data = rendered.user_data.read_text(encoding="utf-8")
     ami_id = baked_ami(paths, stack.env_name, region=stack.environment.region)
     if ami_id is None:
-        progress.note("no baked AMI (run `invoke bake`): instances boot the base image")
+        reporter.note("no baked AMI (run `invoke bake`): instances boot the base image")
     else:
-        progress.note(f"AMI {ami_id}: the newest bake ({MANIFEST_FILE})")
+        reporter.note(f"AMI {ami_id}: the newest bake ({MANIFEST_FILE})")
     ssh_public_key = None
     if stack.image.key_name is None:
         key = ensure_ssh_key(stack, paths)
         if key.created:
-            progress.note(f"SSH key for the instances: {key.private_key} (new)")
+            reporter.note(f"SSH key for the instances: {key.private_key} (new)")
         ssh_public_key = key.public_key
     write_variables(
         paths.terraform_vars(stack.env_name),
@@ -149,11 +146,11 @@ def _prepare(
     )
     target = cloud_target(stack)
     if start_region:
-        start_local_region(stack, progress)
+        target.ensure_running(reporter)
         if ami_id is not None:
             _check_image_exists(target, ami_id)
-    terraform = Terraform(workspace(paths, stack, target), progress.terraform_event)
-    progress.stage("init", "providers from the filesystem mirror")
+    terraform = Terraform(workspace(paths, stack, target), reporter.terraform_event)
+    reporter.stage("init", "providers from the filesystem mirror")
     terraform.init()
     return terraform
 
@@ -180,7 +177,7 @@ def baked_ami(paths: ProjectPaths, env_name: str, *, region: str | None = None) 
 def _check_image_exists(target: CloudTarget, ami_id: str) -> None:
     """Fail before Terraform if the baked AMI is gone (deregistered, or the region restarted)."""
     try:
-        images = target.client("ec2").describe_images(ImageIds=[ami_id]).get("Images", [])
+        images = target.ec2().describe_images(ImageIds=[ami_id]).get("Images", [])
     except ClientError as error:
         if "NotFound" not in error.response.get("Error", {}).get("Code", ""):
             raise
@@ -190,16 +187,6 @@ def _check_image_exists(target: CloudTarget, ami_id: str) -> None:
             f"AMI {ami_id} of the newest bake ({MANIFEST_FILE}) does not exist in "
             f"{target.region}: run `invoke bake` again"
         )
-
-
-def start_local_region(stack: EnvironmentStack, progress: Progress) -> None:
-    """Start the local region for a local environment (a no-op when it runs or for AWS)."""
-    if stack.environment.kind != "local":
-        return
-    settings = region_settings(stack)
-    if not daemon.status(settings).running:
-        progress.stage("local region", f"starting on {settings.endpoint_url}")
-    daemon.up(settings, on_progress=progress.note)
 
 
 def workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget) -> Workspace:

@@ -8,75 +8,20 @@ replacement becomes a healthy target. Every step has its own bounded wait and ti
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from webfleet.stages.verify.checks import Check
-from webfleet.stages.verify.http import Answer
+from webfleet.traffic import Answer, RequestStream, longest_outage
 from webfleet.waits import wait_for
 
 GROUP = "failover"
-STREAM_INTERVAL_SECONDS = 0.1
 # An outage is this long a stretch without a successful answer (a few failed requests spread
 # among good ones are counted, not fatal: an ALB does not retry a refused connection).
 MAX_OUTAGE_SECONDS = 2.0
 POLL_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class Sample:
-    at: float  # seconds since the stream started
-    answer: Answer
-
-
-@dataclass
-class RequestStream:
-    """Requests back to back (paced) on a thread until stopped; keeps every answer."""
-
-    fetch: Callable[[], Answer]
-    interval: float = STREAM_INTERVAL_SECONDS
-    samples: list[Sample] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _started: float = 0.0
-
-    def start(self) -> RequestStream:
-        self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="webfleet-failover", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> list[Sample]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        return list(self.samples)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            answer = self.fetch()
-            self.samples.append(Sample(round(time.monotonic() - self._started, 3), answer))
-            self._stop.wait(self.interval)
-
-
-def longest_outage(samples: Sequence[Sample]) -> float:
-    """The longest stretch of failed answers, from the first failure of a run to the next success
-    (or the last sample)."""
-    longest = 0.0
-    outage_start: float | None = None
-    for sample in samples:
-        if sample.answer.ok:
-            if outage_start is not None:
-                longest = max(longest, sample.at - outage_start)
-                outage_start = None
-        elif outage_start is None:
-            outage_start = sample.at
-    if outage_start is not None and samples:
-        longest = max(longest, samples[-1].at - outage_start)
-    return round(longest, 3)
 
 
 @dataclass(frozen=True)

@@ -12,80 +12,21 @@ AWS, and locally the certificate is self-signed. The handshake itself is checked
 
 from __future__ import annotations
 
-import hashlib
-import http.client
-import socket
-import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from webfleet.stages.verify.checks import Check
+from webfleet.traffic import AlbTarget, Answer, Fetch, Listener
 
-REQUEST_TIMEOUT_SECONDS = 5.0
-INSTANCE_HEADER = "X-Instance-Id"
-VERSION_HEADER = "X-App-Version"
 # Requests per InService instance within which each must have answered at least once.
 REQUESTS_PER_INSTANCE = 10
 MIN_DISTRIBUTION_REQUESTS = 20
 # Stop sending after this many requests in a row got no answer (refused, timed out, no DNS).
 UNANSWERED_LIMIT = 3
 GROUP = "http"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One request through the ALB: its status and the app's headers, or the error."""
-
-    status: int | None
-    instance_id: str | None = None
-    version: str | None = None
-    location: str | None = None
-    error: str | None = None
-    tls: str | None = None  # "TLSv1.3, certificate sha256 ab:cd:..." for HTTPS
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 400
-
-    def describe(self) -> str:
-        if self.status is None:
-            return f"no answer ({self.error})"
-        seen = f"{self.status}"
-        if self.instance_id:
-            seen += f" from {self.instance_id}"
-        return seen
-
-
-@dataclass(frozen=True)
-class Listener:
-    protocol: str  # "HTTP" or "HTTPS"
-    port: int
-    action: str  # "forward" or "redirect_https"
-    redirect_port: int | None = None
-
-
-@dataclass(frozen=True)
-class AlbTarget:
-    """What verify sends requests to: the ALB's DNS name and the stack's listeners."""
-
-    dns_name: str
-    listeners: tuple[Listener, ...]
-    health_check_path: str
-    matcher: str
-
-    @property
-    def serving(self) -> Listener:
-        """The listener that serves the app: HTTPS when HTTP only redirects to it."""
-        forwarding = [listener for listener in self.listeners if listener.action == "forward"]
-        https = [listener for listener in forwarding if listener.protocol == "HTTPS"]
-        return (https or forwarding)[0]
-
-
-Fetch = Callable[[Listener, str], Answer]
 
 
 def matcher_accepts(matcher: str, status: int) -> bool:
@@ -98,56 +39,6 @@ def matcher_accepts(matcher: str, status: int) -> bool:
         elif int(part) == status:
             return True
     return False
-
-
-def fetch(dns_name: str, listener: Listener, path: str) -> Answer:
-    """GET path from one listener of the ALB; no redirects are followed."""
-    connection: http.client.HTTPConnection
-    if listener.protocol == "HTTPS":
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        connection = http.client.HTTPSConnection(
-            dns_name, listener.port, timeout=REQUEST_TIMEOUT_SECONDS, context=context
-        )
-    else:
-        connection = http.client.HTTPConnection(
-            dns_name, listener.port, timeout=REQUEST_TIMEOUT_SECONDS
-        )
-    try:
-        connection.request("GET", path, headers={"User-Agent": "webfleet-verify"})
-        response = connection.getresponse()
-        response.read()
-        tls = _tls_description(connection.sock) if listener.protocol == "HTTPS" else None
-        return Answer(
-            status=response.status,
-            instance_id=response.getheader(INSTANCE_HEADER),
-            version=response.getheader(VERSION_HEADER),
-            location=response.getheader("Location"),
-            tls=tls,
-        )
-    except (OSError, http.client.HTTPException) as error:
-        return Answer(status=None, error=_error_text(error))
-    finally:
-        connection.close()
-
-
-def _tls_description(sock: Any) -> str | None:
-    if not isinstance(sock, ssl.SSLSocket):
-        return None
-    certificate = sock.getpeercert(binary_form=True) or b""
-    fingerprint = hashlib.sha256(certificate).hexdigest()[:16]
-    return f"{sock.version()}, certificate sha256 {fingerprint}…"
-
-
-def _error_text(error: BaseException) -> str:
-    if isinstance(error, socket.gaierror):
-        return f"name does not resolve: {error.strerror}"
-    if isinstance(error, TimeoutError | socket.timeout):
-        return f"timed out after {REQUEST_TIMEOUT_SECONDS:.0f} s"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    return f"{type(error).__name__}: {error}"
 
 
 def check_listeners(alb: AlbTarget, fetch_answer: Fetch) -> list[Check]:

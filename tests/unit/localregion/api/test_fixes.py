@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from webfleet import refresh_status
 from webfleet.localregion.api.app import create_api_app
 from webfleet.localregion.api.fixes import UnhandledErrorMiddleware
 
@@ -293,8 +294,6 @@ def test_group_reports_its_capacity_reservation_preference(endpoint: str) -> Non
 # Here the refresh runs over moto's records only (no machines, no HAProxy: a registered running
 # instance is a healthy target); tests/e2e/test_instance_refresh.py runs it over real machines.
 
-TERMINAL = {"Successful", "Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"}
-
 
 def wait_for_refresh(
     endpoint: str, refresh_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 30
@@ -313,7 +312,7 @@ def wait_for_refresh(
 
 
 def finished(refresh: dict[str, Any]) -> bool:
-    return refresh["Status"] in TERMINAL
+    return refresh["Status"] in refresh_status.ENDED
 
 
 def instance_states(endpoint: str, ids: set[str]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""webfleet/failover.py: the failover sequence against a fake fleet, and outage arithmetic."""
+"""verify's failover: the failover sequence against a fake fleet, and outage arithmetic."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import threading
 from webfleet.stages.verify.failover import (
     FailoverTimeouts,
     FleetProbe,
-    Sample,
-    longest_outage,
     run_failover,
 )
-from webfleet.stages.verify.http import Answer
+from webfleet.traffic import Answer, Sample, longest_outage
 
 OK = Answer(200, "i-2")
 FAIL = Answer(502)

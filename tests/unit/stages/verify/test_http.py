@@ -1,4 +1,4 @@
-"""webfleet/http_checks.py: verdicts on what the ALB answered, and real requests to a server."""
+"""verify's HTTP checks: verdicts on what the ALB answered; webfleet.traffic's real requests."""
 
 from __future__ import annotations
 
@@ -10,17 +10,14 @@ from itertools import cycle
 import pytest
 
 from webfleet.stages.verify.http import (
-    AlbTarget,
-    Answer,
-    Listener,
     check_distribution,
     check_listeners,
     check_target_health,
     check_version,
     distribution_verdict,
-    fetch,
     matcher_accepts,
 )
+from webfleet.traffic import AlbTarget, Answer, Listener, fetch
 
 HTTP = Listener("HTTP", 80, "forward")
 ALB = AlbTarget("demo-alb.local", (HTTP,), "/healthz", "200")

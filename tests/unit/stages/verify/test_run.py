@@ -1,4 +1,4 @@
-"""webfleet/verify.py: the pure parts: expected version, deploy outputs, settling, SSH access."""
+"""verify's pure parts: expected version, deploy outputs, settling, SSH access."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ from tests.conftest import ROOT
 from webfleet.config import load_stack
 from webfleet.drivers.packer import ManifestBuild
 from webfleet.errors import WebfleetError
+from webfleet.fleet import Deployment
 from webfleet.paths import ProjectPaths
-from webfleet.stages.verify.run import (
-    Deployment,
-    FleetState,
-    alb_target,
-    expected_app_version,
-    fleet_problems,
-    ssh_access,
-)
+from webfleet.stages.verify.run import expected_app_version
+from webfleet.stages.verify.settle import FleetState, fleet_problems
+from webfleet.stages.verify.ssh import ssh_access
+from webfleet.traffic import alb_target
 
 
 def build(version: str | None = "1.0.1", ami: str = "ami-0new") -> ManifestBuild:
