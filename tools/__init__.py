@@ -1,0 +1,1 @@
+"""Repository tooling run from a checkout (`.venv/bin/python -m tools.NAME`), not shipped."""
