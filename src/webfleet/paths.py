@@ -49,6 +49,10 @@ class ProjectPaths:
     def terraform_data_dir(self, env_name: str) -> Path:
         return self.build_dir(env_name) / "terraform"
 
+    def terraform_root(self, env_name: str) -> Path:
+        """The environment's Terraform root module: links to terraform/stack (see root_module)."""
+        return self.build_dir(env_name) / "terraform-root"
+
     def terraform_state(self, env_name: str) -> Path:
         return self.build_dir(env_name) / "terraform.tfstate"
 

@@ -125,19 +125,6 @@ class Terraform:
         plan: dict[str, Any] = json.loads(self._capture("show", ["-json", str(plan_file)]))
         return plan
 
-    def import_resource(self, var_file: Path, address: str, import_id: str) -> None:
-        """Record an existing resource in the state under address (`terraform import`)."""
-        self._capture(
-            "import",
-            [
-                "-input=false",
-                f"-lock-timeout={LOCK_TIMEOUT}",
-                f"-var-file={var_file}",
-                address,
-                import_id,
-            ],
-        )
-
     def _capture(self, command: str, args: list[str]) -> str:
         """Run a short command that has no JSON stream; its stdout, or a TerraformError."""
         completed = subprocess.run(

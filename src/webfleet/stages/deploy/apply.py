@@ -17,8 +17,9 @@ from webfleet.errors import WebfleetError
 from webfleet.fleet import Deployment, FleetView
 from webfleet.paths import ProjectPaths
 from webfleet.reporting import Reporter
-from webfleet.stages.deploy.adopt import find_orphans
+from webfleet.stages.deploy.adopt import Adoption, find_orphans
 from webfleet.stages.deploy.outputs import write_outputs
+from webfleet.stages.deploy.root_module import link_root_module, remove_adoptions, write_adoptions
 from webfleet.stages.deploy.ssh_keys import GeneratedKey, ensure_key, key_pair_name
 from webfleet.stages.deploy.stack_vars import terraform_variables, write_variables
 from webfleet.stages.render import render
@@ -51,16 +52,37 @@ class DestroyResult:
 def deploy(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> DeployResult:
     """Render, then plan and apply the whole stack; a stack already in shape is left untouched."""
     terraform = _prepare(stack, paths, reporter)
+    config = terraform.workspace.config_dir
+    # Left by a run killed before it applied: found again below if still needed.
+    remove_adoptions(config)
+    try:
+        return _plan_and_apply(terraform, stack, paths, reporter)
+    finally:
+        remove_adoptions(config)
+
+
+def _plan_and_apply(
+    terraform: Terraform, stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter
+) -> DeployResult:
     plan_file = paths.build_dir(stack.env_name) / "deploy.tfplan"
     var_file = paths.terraform_vars(stack.env_name)
     reporter.stage("plan")
     plan = terraform.plan(var_file, plan_file)
+    adopted: list[Adoption] = []
     for _ in range(ADOPTION_ROUNDS):
         if plan.exit_code == 0:
             break
-        if not _adopt_orphans(terraform, stack, var_file, plan_file, reporter):
+        found = find_orphans(cloud_target(stack), terraform.show_plan(plan_file))
+        if not found:
             break
-        reporter.stage("plan", "again, with the adopted resources")
+        for orphan in found:
+            reporter.note(
+                f"adopting {orphan.address} ({orphan.import_id}): created by an interrupted run",
+                "yellow",
+            )
+        adopted.extend(found)
+        write_adoptions(terraform.workspace.config_dir, adopted)
+        reporter.stage("plan", "again, importing the adopted resources")
         plan = terraform.plan(var_file, plan_file)
     changes = plan.changes
     if plan.exit_code == 0:
@@ -80,24 +102,6 @@ def deploy(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> 
         fleet = FleetView(cloud_target(stack), Deployment.from_outputs(outputs, Path("outputs")))
         refresh_id = fleet.refresh_started_since(apply_started - REFRESH_CLOCK_SLACK)
     return DeployResult(stack.env_name, changes, outputs, refresh_id)
-
-
-def _adopt_orphans(
-    terraform: Terraform,
-    stack: EnvironmentStack,
-    var_file: Path,
-    plan_file: Path,
-    reporter: Reporter,
-) -> bool:
-    """Import what an interrupted run created but did not record; True if anything was."""
-    orphans = find_orphans(cloud_target(stack), terraform.show_plan(plan_file))
-    for orphan in orphans:
-        reporter.note(
-            f"adopting {orphan.address} ({orphan.import_id}): created by an interrupted run",
-            "yellow",
-        )
-        terraform.import_resource(var_file, orphan.address, orphan.import_id)
-    return bool(orphans)
 
 
 def destroy(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> DestroyResult:
@@ -190,8 +194,9 @@ def _check_image_exists(target: CloudTarget, ami_id: str) -> None:
 
 
 def workspace(paths: ProjectPaths, stack: EnvironmentStack, target: CloudTarget) -> Workspace:
+    config = link_root_module(paths.terraform_stack, paths.terraform_root(stack.env_name))
     return Workspace(
-        config_dir=paths.terraform_stack,
+        config_dir=config,
         data_dir=paths.terraform_data_dir(stack.env_name),
         state_path=paths.terraform_state(stack.env_name),
         cli_config=paths.terraform_cli_config,
