@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from webfleet.localregion.api.app import create_api_app
-from webfleet.localregion.api.fixes import UnhandledErrorMiddleware
+from webfleet.localregion.api.error_middleware import UnhandledErrorMiddleware
 
 REGION = "eu-west-1"
 DEBIAN_OWNER = "136693071363"
