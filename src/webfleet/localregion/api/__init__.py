@@ -1,1 +1,1 @@
-"""The region's AWS API: moto's server application and the patches the local region puts on it."""
+"""The region's AWS API: moto's server app, the moto patch registry, the error middleware."""

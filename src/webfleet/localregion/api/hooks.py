@@ -1,14 +1,16 @@
 """The link between patched moto models and the one region component they call into.
 
-Patches go on moto's classes once per process; the component they serve is installed when it
-starts and removed when it stops, after which the patched methods behave as moto's own.
+The patch goes on moto's classes once per process (through the patch registry, api/patches.py);
+the component it serves is installed when it starts and removed when it stops, after which the
+patched methods behave as moto's own.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from webfleet.localregion.api.patches import Patch
 
 Component = TypeVar("Component")
 
@@ -16,17 +18,14 @@ Component = TypeVar("Component")
 class HookSlot(Generic[Component]):
     """Applies `patch` on the first install; `active` is the installed component, or None."""
 
-    def __init__(self, patch: Callable[[], None]) -> None:
+    def __init__(self, patch: Patch) -> None:
         self._patch = patch
-        self._patched = False
         self._lock = threading.Lock()
         self.active: Component | None = None
 
     def install(self, component: Component) -> None:
+        self._patch.apply()  # once per process: a later install finds it applied
         with self._lock:
-            if not self._patched:
-                self._patch()
-                self._patched = True
             self.active = component
 
     def uninstall(self, component: Component) -> None:

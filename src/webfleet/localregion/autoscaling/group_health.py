@@ -1,7 +1,7 @@
 """What the local region's Auto Scaling does beyond moto's records.
 
-(Instance refresh: instance_refresh.py; leaving instances drain first: group_members.py, installed
-with the API fixes.)
+(Instance refresh: instance_refresh.py; leaving instances drain first: members.py; moto's
+Auto Scaling answers fixed for Terraform: api_fixes.py.)
 
 - Spread: a group launches each new instance in the subnet (AZ) that has the fewest of its
   instances, as EC2 Auto Scaling balances across AZs (moto puts every one in the first subnet).
@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from webfleet.localregion.api.patches import moto_patch
 from webfleet.localregion.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class GroupHealth:
         self._checks = Periodic("auto-scaling health checks", HEALTH_CHECK_SECONDS, check_groups)
 
     def start(self) -> None:
-        _spread_launches()
+        spread_launches.apply()
         self._checks.start()
 
     def stop(self) -> None:
@@ -100,11 +101,11 @@ def _replace(backend: Any, elbv2: Any, group: Any, state: Any, reason: str) -> N
     backend.terminate_instance(instance_id, should_decrement=False)
 
 
-def _spread_launches() -> None:
+@moto_patch("autoscaling.spread_launches")
+def spread_launches() -> None:
+    """Launch each new instance in the group's subnet with the fewest of its instances."""
     from moto.autoscaling.models import FakeAutoScalingGroup
 
-    if getattr(FakeAutoScalingGroup, "_webfleet_spread", False):
-        return
     original = FakeAutoScalingGroup.replace_autoscaling_group_instances
 
     def replace_autoscaling_group_instances(
@@ -130,4 +131,3 @@ def _spread_launches() -> None:
             self.vpc_zone_identifier = identifier
 
     FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances  # type: ignore[method-assign]
-    FakeAutoScalingGroup._webfleet_spread = True  # type: ignore[attr-defined]

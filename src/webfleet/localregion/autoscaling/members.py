@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from webfleet.localregion.api.patches import moto_patch
+
 log = logging.getLogger(__name__)
 
 # After the deregistration delay: time for the balancer to have stopped using the target.
@@ -130,12 +132,11 @@ def _zone(state: Any) -> str:
     return str(getattr(placement, "zone", "") or "")
 
 
+@moto_patch("autoscaling.drain_on_scale_in")
 def drain_on_scale_in() -> None:
     """Route every capacity decrease of a group with target groups through `retire`."""
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
 
-    if getattr(FakeAutoScalingGroup, "_webfleet_drain_on_scale_in", False):
-        return
     original = FakeAutoScalingGroup.set_desired_capacity
 
     def set_desired_capacity(self: Any, new_capacity: int | None) -> None:
@@ -164,4 +165,3 @@ def drain_on_scale_in() -> None:
 
     FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]
     AutoScalingBackend.update_attached_target_groups = update_attached_target_groups  # type: ignore[method-assign]
-    FakeAutoScalingGroup._webfleet_drain_on_scale_in = True  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from webfleet.localregion.api.patches import moto_patch
 from webfleet.localregion.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -330,13 +331,11 @@ def record_activity(backend: Any, group: Any, decision: Decision, old: int) -> N
     scaling_activities(backend).insert(0, activity)
 
 
+@moto_patch("autoscaling.scaling_activities")
 def serve_scaling_activities() -> None:
     """DescribeScalingActivities from the recorded activities (moto answers an empty list)."""
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.responses import ActionResult
-
-    if getattr(AutoScalingResponse, "_webfleet_activities", False):
-        return
 
     def describe_scaling_activities(self: AutoScalingResponse) -> ActionResult:
         name = self._get_param("AutoScalingGroupName")
@@ -350,4 +349,3 @@ def serve_scaling_activities() -> None:
         return ActionResult({"Activities": activities[:limit]})
 
     AutoScalingResponse.describe_scaling_activities = describe_scaling_activities  # type: ignore[method-assign]
-    AutoScalingResponse._webfleet_activities = True  # type: ignore[attr-defined]

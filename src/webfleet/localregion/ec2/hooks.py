@@ -1,8 +1,9 @@
 """Hooks on moto's EC2 models that hand instance and image work to the machines component.
 
 Patched on the backend classes, so API calls and moto's own callers (Auto Scaling launching and
-terminating group members) go through them alike. Installed once per process; they pass through
-to moto untouched while no component is active.
+terminating group members) go through them alike. Installed once per process (the patch
+``ec2.machine_hooks``: on the first install, or by the API app); they pass through to moto
+untouched while no component is active.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from moto.ec2.models.instances import MetadataOptions
 from moto.ec2.responses.general import General
 
 from webfleet.localregion.api.hooks import HookSlot
+from webfleet.localregion.api.patches import moto_patch
 from webfleet.localregion.ec2.instances import LaunchRequest, machine_spec
 
 if TYPE_CHECKING:
@@ -29,7 +31,8 @@ if TYPE_CHECKING:
 CONSOLE_OUTPUT_BYTES = 64 * 1024
 
 
-def _patch() -> None:
+@moto_patch("ec2.machine_hooks")
+def machine_hooks() -> None:
     _hook_run_instances()
     _hook_instance_states()
     _hook_terminate()
@@ -40,7 +43,7 @@ def _patch() -> None:
     _no_public_addresses()
 
 
-_slot: HookSlot[InstanceMachines] = HookSlot(_patch)
+_slot: HookSlot[InstanceMachines] = HookSlot(machine_hooks)
 install = _slot.install
 uninstall = _slot.uninstall
 

@@ -2,7 +2,8 @@
 
 DescribeTargetHealth answers from HAProxy (through the active runtime) for every target a
 running balancer serves; changes to balancers, listeners, rules and targets wake the
-reconciler at once.
+reconciler at once. Installed once per process (the patch ``elbv2.load_balancer_hooks``: on the
+first install, or by the API app); moto answers as its own while no runtime is active.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from moto.ec2.models import ec2_backends
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup, elbv2_backends
 
 from webfleet.localregion.api.hooks import HookSlot
+from webfleet.localregion.api.patches import moto_patch
 from webfleet.localregion.elb.haproxy_config import Target
 from webfleet.localregion.elb.snapshot import BalancerRecord, balancer_record
 
@@ -44,7 +46,8 @@ CHANGING_CALLS = (
 )
 
 
-def _patch() -> None:
+@moto_patch("elbv2.load_balancer_hooks")
+def load_balancer_hooks() -> None:
     for name in CHANGING_CALLS:
         original = getattr(ELBv2Backend, name, None)
         if original is not None:
@@ -52,7 +55,7 @@ def _patch() -> None:
     _hook_target_health()
 
 
-_slot: HookSlot[LoadBalancerRuntime] = HookSlot(_patch)
+_slot: HookSlot[LoadBalancerRuntime] = HookSlot(load_balancer_hooks)
 install = _slot.install
 uninstall = _slot.uninstall
 

@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from webfleet import refresh_status
 from webfleet.localregion.api.app import create_api_app
-from webfleet.localregion.api.fixes import UnhandledErrorMiddleware
+from webfleet.localregion.api.error_middleware import UnhandledErrorMiddleware
 
 REGION = "eu-west-1"
 DEBIAN_OWNER = "136693071363"
