@@ -19,10 +19,11 @@ import pytest
 from tests.conftest import Sandbox
 from webfleet.localregion.ec2.network import link_alias, netns_prefix
 from webfleet.localregion.ec2.vpc_guard import GUARD_METRIC
+from webfleet.localregion.host.procfs import is_alive, processes
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.images.catalogue import debian_image
 from webfleet.localregion.runtime import daemon
-from webfleet.localregion.runtime.processes import is_alive, wait_until
+from webfleet.localregion.runtime.processes import wait_until
 from webfleet.localregion.runtime.settings import RegionSettings
 from webfleet.targets import region_settings
 
@@ -59,6 +60,7 @@ def launch(sandbox: Sandbox, region: RegionSettings, count: int) -> list[dict[st
 def host_leftovers(state_dir: Path) -> list[str]:
     """Everything of the region's on the host: mounts, netns, links, routes, processes."""
     found: list[str] = []
+    # Whole lines: an overlay elsewhere naming its layers here (upperdir=) counts too.
     with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
         found += [f"mount {line.split()[4]}" for line in mountinfo if str(state_dir) in line]
     found += [
@@ -72,14 +74,10 @@ def host_leftovers(state_dir: Path) -> list[str]:
     ]
     routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
     found += [f"route {line}" for line in routes.splitlines() if f"metric {GUARD_METRIC}" in line]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if str(state_dir).encode() in cmdline:
-                found.append(f"process {entry}: {cmdline.decode(errors='replace')[:200]}")
+    for process in processes():
+        cmdline = b" ".join(process.cmdline)
+        if os.fsencode(state_dir) in cmdline:
+            found.append(f"process {process.pid}: {cmdline.decode(errors='replace')[:200]}")
     return found
 
 

@@ -16,8 +16,11 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from webfleet.localregion.ec2.machines import CGROUP_PARENT, CGROUP_ROOTS, MachineRuntime
+from webfleet.localregion.ec2.machines import MachineRuntime
 from webfleet.localregion.ec2.network import link_alias, netns_prefix
+from webfleet.localregion.host.cgroups import machine_cgroups
+from webfleet.localregion.host.mounts import mounts
+from webfleet.localregion.host.procfs import processes
 
 OWNER_FILE = "owner"
 
@@ -93,8 +96,7 @@ def leftovers(
     """
     found: list[str] = []
     root = str(state_dir)
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        found += [f"mount {line.split()[4]}" for line in mountinfo if root in line.split()[4]]
+    found += [f"mount {mount.point}" for mount in mounts() if root in str(mount.point)]
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [f"netns {n}" for n in netns.split() if n.startswith(netns_prefix(state_dir))]
     links = json.loads(subprocess.run(["ip", "-json", "link"], capture_output=True).stdout)
@@ -104,19 +106,13 @@ def leftovers(
         if link.get("ifalias") == link_alias(state_dir)
         or (any_webfleet_link and link["ifname"].startswith("wf-"))
     ]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if root in cmdline and int(pid) != os.getpid():
-            found.append(f"process {pid} {cmdline.replace(chr(0), ' ')[:120]}")
-    for cgroup_root in CGROUP_ROOTS:
-        found += [
-            f"cgroup {cgroup_root / CGROUP_PARENT / i}"
-            for i in instance_ids
-            if (cgroup_root / CGROUP_PARENT / i).exists()
-        ]
+    for process in processes():
+        cmdline = b" ".join(process.cmdline).decode(errors="replace")
+        if root in cmdline:
+            found.append(f"process {process.pid} {cmdline[:120]}")
+    found += [
+        f"cgroup {cgroup}" for i in instance_ids for cgroup in machine_cgroups(i) if cgroup.exists()
+    ]
     machines = state_dir / "machines"
     if machine_directories and machines.exists() and any(machines.iterdir()):
         found.append("machine directories")

@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host.procfs import is_alive, processes
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.images.catalogue import debian_image
 from webfleet.localregion.runtime import daemon
@@ -23,23 +24,18 @@ from webfleet.localregion.runtime.daemon import RegionState
 from webfleet.localregion.runtime.pidfile import PidRecord, write_pid_record
 from webfleet.localregion.runtime.ports import free_port
 from webfleet.localregion.runtime.probe import api_answers, sts_client
-from webfleet.localregion.runtime.processes import is_alive, serve_command, wait_until
+from webfleet.localregion.runtime.processes import serve_command, wait_until
 from webfleet.localregion.runtime.settings import RegionSettings
 
 
 def region_pids(state_dir: Path) -> list[int]:
     """Every live process whose command line names this state dir (daemon or not)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(state_dir).encode() in cmdline and is_alive(int(proc.name)):
-            pids.append(int(proc.name))
-    return pids
+    named = os.fsencode(state_dir)
+    return [
+        process.pid
+        for process in processes()
+        if any(named in arg for arg in process.cmdline) and is_alive(process.pid)
+    ]
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from tests.integration.machine_support import (
     machine_runtime,
     run_state_dir,
 )
-from webfleet.localregion.ec2.machines import MachineRuntime, MachineSpec, ec2_platform_uuid
+from webfleet.localregion.ec2.machines import MachineRuntime, MachineSpec
+from webfleet.localregion.ec2.nspawn import ec2_platform_uuid
 from webfleet.localregion.images.baseimage import BaseImage, default_cache_dir, ensure_base_image
 
 pytestmark = pytest.mark.integration

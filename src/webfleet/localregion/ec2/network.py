@@ -24,8 +24,8 @@ from pathlib import Path
 
 from webfleet.localregion.ec2.imds import InstanceRecord, read_registry, write_registry
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host.procfs import is_alive, processes_in_netns, signal_quietly
 from webfleet.localregion.runtime.processes import (
-    is_alive,
     live_pid_from_file,
     processes_named_with_files_under,
     stop_process,
@@ -92,10 +92,9 @@ def delete_netns(name: str) -> None:
     """Kill whatever still runs in the namespace, then delete it (its veths go with it)."""
     if not netns_exists(name):
         return
-    pids = [int(pid) for pid in ip("netns", "pids", name, check=False).stdout.split()]
+    pids = processes_in_netns(NETNS_DIR / name)
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        signal_quietly(pid, signal.SIGKILL)
     wait_until(lambda: not any(is_alive(pid) for pid in pids), _KILL_WAIT_SECONDS)
     ip("netns", "del", name, check=False)
 

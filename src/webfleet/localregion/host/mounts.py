@@ -1,5 +1,6 @@
-"""The host's process and mount tables: who uses a directory, what is mounted under it, and
-taking both away before the directory is deleted.
+"""The host's mount table (/proc/self/mountinfo, parsed only here): what is mounted where and
+from what, and deleting a directory safely: its processes killed (procfs.py) and everything
+under it unmounted first.
 
 Shared by everything that leaves processes and mounts in a directory of its own: debootstrap
 builds (chroots, /proc and /sys mounts) and machines (nspawn, overlays).
@@ -7,79 +8,68 @@ builds (chroots, /proc and /sys mounts) and machines (nspawn, overlays).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import re
 import shutil
-import signal
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host.procfs import kill_processes_using
 
 MNT_DETACH = 2
+MOUNTINFO = Path("/proc/self/mountinfo")
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def signal_quietly(pid: int, signum: signal.Signals) -> None:
-    """Send a signal; a process already gone is what every signal we send aims for."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
+@dataclass(frozen=True)
+class Mount:
+    """One line of mountinfo: where, what kind, and from what (a device, or the name given
+    to mount(8), such as `webfleet-nspawn`)."""
+
+    point: Path
+    fstype: str
+    source: str
 
 
-def _within(path: str, roots: tuple[str, ...]) -> bool:
-    return any(path == root or path.startswith(root + "/") for root in roots)
-
-
-def processes_using(directory: Path) -> list[int]:
-    """Processes (never this one) whose root or cwd is at or under directory, or whose command
-    line names it."""
-    # readlink of /proc/<pid>/{root,cwd} gives resolved paths; a command line names it as given.
-    roots = tuple({str(directory.resolve()), str(directory.absolute())})
-    found: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        proc = Path("/proc") / entry
-        with contextlib.suppress(OSError):  # gone meanwhile, or a kernel thread
-            links = [os.readlink(proc / "root"), os.readlink(proc / "cwd")]
-            args = [
-                a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")
-            ]
-            if any(_within(link, roots) for link in links) or any(
-                root in arg for arg in args for root in roots
-            ):
-                found.append(int(entry))
-    return found
-
-
-def kill_processes_using(directory: Path) -> None:
-    """SIGKILL every process using directory, again until none is left (bounded)."""
-    for _ in range(50):
-        pids = processes_using(directory)
-        if not pids:
-            return
-        for pid in pids:
-            signal_quietly(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    raise LocalRegionError(f"processes using {directory} do not stop")
-
-
-def _unescape_mount_path(field: str) -> str:
+def _unescape(field: str) -> str:
+    # The kernel writes space, tab, newline and backslash in paths as octal escapes (\040).
     return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def parse_mountinfo_line(line: str) -> Mount:
+    """`36 35 98:0 /root /point rw,noatime master:1 - ext3 /dev/root rw`: after the mount
+    point come options and any number of optional fields, ended by a lone "-"."""
+    fields = line.rstrip("\n").split(" ")
+    separator = fields.index("-", 6)
+    return Mount(
+        point=Path(_unescape(fields[4])),
+        fstype=_unescape(fields[separator + 1]),
+        source=_unescape(fields[separator + 2]),
+    )
+
+
+def mounts(mountinfo: Path = MOUNTINFO) -> list[Mount]:
+    """Every mount this process sees, in mount order."""
+    with open(mountinfo, encoding="utf-8") as lines:
+        return [parse_mountinfo_line(line) for line in lines if line.strip()]
 
 
 def mounts_under(directory: Path) -> list[Path]:
     """Mount points at or below directory, deepest first (the order to unmount them in)."""
     root = str(directory.resolve())
-    found: list[Path] = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        for line in mountinfo:
-            point = _unescape_mount_path(line.split(" ")[4])
-            if _within(point, (root,)):
-                found.append(Path(point))
-    return sorted(set(found), key=lambda path: len(path.parts), reverse=True)
+    found = {
+        mount.point
+        for mount in mounts()
+        if str(mount.point) == root or str(mount.point).startswith(root + "/")
+    }
+    return sorted(found, key=lambda path: len(path.parts), reverse=True)
+
+
+def mount_source(point: Path) -> str | None:
+    """What is mounted at point (the first mount there), or None if nothing is."""
+    return next((mount.source for mount in mounts() if mount.point == point), None)
 
 
 def umount(point: Path, flags: int = 0) -> int:

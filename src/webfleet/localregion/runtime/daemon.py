@@ -16,12 +16,12 @@ from webfleet.localregion.ec2.instances import remove_leftovers
 from webfleet.localregion.ec2.machines import Machine, MachineRuntime
 from webfleet.localregion.elb.load_balancers import remove_load_balancers
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host.procfs import is_alive
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.runtime.pidfile import PidRecord, read_pid_record, write_pid_record
 from webfleet.localregion.runtime.ports import ensure_port_free
 from webfleet.localregion.runtime.probe import api_answers, sts_client
 from webfleet.localregion.runtime.processes import (
-    is_alive,
     is_region_daemon,
     spawn_daemon,
     stop_daemon,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -11,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.host.mounts import signal_quietly
+from webfleet.localregion.host.procfs import Process, is_alive, processes, signal_quietly
 from webfleet.localregion.runtime.settings import RegionSettings
 
 MODULE = "webfleet.localregion"
@@ -54,27 +53,11 @@ def spawn_daemon(settings: RegionSettings) -> int:
     )
 
 
-def is_alive(pid: int) -> bool:
-    """True until every thread of the process has exited (zombies count as exited)."""
-    _reap_if_our_child(pid)
-    try:
-        threads = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return False
-    # Not just the leader: a killed multi-threaded process shows its leader as a zombie while
-    # other threads still exit and hold its sockets, so the API port is not free yet.
-    return any(_thread_running(thread / "stat") for thread in threads)
-
-
 def is_region_daemon(pid: int, state_dir: Path) -> bool:
     """True only for a live `serve` process of this state directory: never signal anything else."""
     if not is_alive(pid):
         return False
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    args = [arg.decode(errors="replace") for arg in raw.split(b"\0")]
+    args = [arg.decode(errors="replace") for arg in Process(pid).cmdline]
     return MODULE in args and "serve" in args and str(state_dir) in args
 
 
@@ -112,30 +95,14 @@ def wait_until(
         time.sleep(interval)
 
 
-def _thread_running(stat_file: Path) -> bool:
-    try:
-        stat = stat_file.read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    # The state letter follows the parenthesised command name, which may itself hold spaces.
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def _reap_if_our_child(pid: int) -> None:
-    # A daemon started by this very process lingers as our zombie until waited for.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def live_pid_from_file(pid_file: Path, argument: Path) -> int | None:
     """The pid in pid_file (its first word), only if that process lives and its command line
     names argument: a pid file outlives its process, and pids are reused."""
     try:
         pid = int(pid_file.read_text(encoding="utf-8").split()[0])
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError, IndexError):
         return None
-    if os.fsencode(argument) not in args or not is_alive(pid):
+    if os.fsencode(argument) not in Process(pid).cmdline or not is_alive(pid):
         return None
     return pid
 
@@ -146,13 +113,10 @@ def processes_named_with_files_under(name: str, directory: Path) -> list[int]:
     left to say so (a crash between spawn and writing it)."""
     prefix = os.fsencode(str(directory.absolute())) + b"/"
     wanted = os.fsencode(name)
-    found: list[int] = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            with contextlib.suppress(OSError):
-                args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-                if any(os.path.basename(arg) == wanted for arg in args) and any(
-                    arg.startswith(prefix) for arg in args
-                ):
-                    found.append(int(entry))
+    found = [
+        process.pid
+        for process in processes()
+        if any(os.path.basename(arg) == wanted for arg in process.cmdline)
+        and any(arg.startswith(prefix) for arg in process.cmdline)
+    ]
     return [pid for pid in found if is_alive(pid)]

@@ -14,8 +14,8 @@ from webfleet.localregion.api.server import ApiServer
 from webfleet.localregion.autoscaling.group_health import GroupHealth
 from webfleet.localregion.autoscaling.scaling import TargetTracking
 from webfleet.localregion.ec2.instances import InstanceMachines
-from webfleet.localregion.ec2.machines import cpu_usage_usec
 from webfleet.localregion.elb.load_balancers import LoadBalancerRuntime
+from webfleet.localregion.host.cgroups import cpu_usage_usec
 from webfleet.localregion.images.baseimage import BaseImage, ensure_base_image
 from webfleet.localregion.images.catalogue import CatalogueImage, debian_image, write_ami_catalogue
 from webfleet.localregion.runtime.settings import RegionSettings
