@@ -1,6 +1,7 @@
-"""bake → boot → testinfra, and deploy after bake: real Packer, real machines, real SSH.
+"""bake → boot → testinfra: real Packer, real machines, real SSH.
 
-Order matters in this module: the first bake makes the AMI the later tests boot and deploy.
+Order matters in this module: the first bake makes the AMI the later tests boot. (deploy after
+bake, with a key pair the stack names, is part of tests/e2e/test_pipeline_lifecycle.py.)
 The project is a copy of the checkout's app/packer/templates/terraform, so a test can change
 the app and bake again without touching the checkout.
 """
@@ -12,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Sandbox, quiet_progress
-from webfleet.config import load_stack
 from webfleet.paths import ProjectPaths
 from webfleet.stages.bake import BakeResult, bake
-from webfleet.stages.deploy import apply as deploy_stage
 from webfleet.stages.render import render
 from webfleet.stages.verify.specs import SpecContext, run_instance_specs
 
@@ -163,67 +161,6 @@ def test_instance_specs_pass_on_a_machine_from_the_baked_ami(
 def test_console_output_shows_the_boot(ec2: Any, instance: dict[str, Any]) -> None:
     output = ec2.get_console_output(InstanceId=instance["InstanceId"], Latest=True)["Output"]
     assert "cloud-init" in output.lower()
-
-
-def test_deploy_after_bake_launches_the_baked_ami_and_the_app_answers(
-    sandbox: Sandbox,
-    project: ProjectPaths,
-    baked: BakeResult,
-    ec2: Any,
-    key_file: Path,
-    tmp_path: Path,
-) -> None:
-    # The stack names the key pair, as a user does to log in to the group's instances.
-    stack_file = tmp_path / "webfleet.toml"
-    stack_file.write_text(
-        sandbox.stack_file.read_text().replace(
-            "[image]\n", '[image]\nkey_name = "webfleet-e2e"\n', 1
-        )
-    )
-    stack = load_stack(stack_file, "local")
-    assert stack.image.key_name == "webfleet-e2e"
-    result = deploy_stage.deploy(stack, project, quiet_progress())
-    try:
-        assert result.outputs["ami_id"] == baked.ami_id
-        autoscaling = sandbox.target().autoscaling()
-        (group,) = autoscaling.describe_auto_scaling_groups(
-            AutoScalingGroupNames=[result.outputs["asg_name"]]
-        )["AutoScalingGroups"]
-        ids = [member["InstanceId"] for member in group["Instances"]]
-        assert len(ids) == 2
-        addresses = []
-        for instance_id in ids:
-            member = wait_for_state(ec2, instance_id, "running")
-            assert member["ImageId"] == baked.ami_id
-            # From the launch template: IMDSv2 only.
-            assert member["MetadataOptions"]["HttpTokens"] == "required"
-            url = f"http://{member['PrivateIpAddress']}:8000/healthz"
-            assert wait_for_http(url) == 200
-            addresses.append(member["PrivateIpAddress"])
-        report = run_instance_specs(
-            ROOT / "specs",
-            addresses,
-            ssh_user="admin",
-            private_key=key_file,
-            context=SpecContext.of_stack(stack),
-            work_dir=tmp_path / "specs",
-        )
-        failures = [r for r in report.results if r.outcome != "passed"]
-        assert report.passed and not failures, failures
-        assert {r.host for r in report.results} == set(addresses)
-    finally:
-        deploy_stage.destroy(stack, project, quiet_progress())
-
-
-def wait_for_http(url: str) -> int:
-    deadline = time.monotonic() + BOOT_SECONDS
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return int(response.status)
-        except OSError:
-            assert time.monotonic() < deadline, f"{url} never answered"
-            time.sleep(1)
 
 
 def test_baking_a_changed_app_makes_a_new_ami_and_keeps_the_old(

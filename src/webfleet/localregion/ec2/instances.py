@@ -195,9 +195,9 @@ class InstanceMachines:
             self.runtime.terminate(record.id)
         with self._workers_lock:
             self._instances.discard(record.id)
+        self._collect_layers()
         _set_state(record, TERMINATED)
         _set_reason(record, "Server.InternalError", f"Server.InternalError: {reason}")
-        self._collect_layers()
 
     def _stop(self, record: Any) -> None:
         self.runtime.stop(record.id)
@@ -214,8 +214,10 @@ class InstanceMachines:
             release()
         with self._workers_lock:
             self._instances.discard(record.id)
-        _set_state(record, TERMINATED)
+        # Layers no one uses any more go before the instance reads terminated, as EC2 has
+        # released everything of a terminated instance by then.
         self._collect_layers()
+        _set_state(record, TERMINATED)
 
     def _snapshot(self, instance_id: str, image: Any) -> None:
         """CreateImage without NoReboot, as on EC2: halt a running machine, copy, boot it again."""

@@ -1,0 +1,276 @@
+"""The pipeline's whole life on one fleet, end to end on the local region: the real CLI, real
+Packer, Terraform, machines, SSH and HAProxy load balancers.
+
+One fleet serves every test, in order: a first `invoke pipeline` bakes 1.0.0 and deploys it from
+nothing (verify with failover), `invoke verify` alone checks it again, a second pipeline rolls
+1.1.0 through the fleet under a request stream, a third tries a broken 1.2.0 (rolled back while
+the fleet keeps serving), `invoke load` scales the fleet out and back in; last, the broken app is
+deployed from nothing with a key pair the user made, and verify says why it fails.
+
+The project is a copy of the checkout (WEBFLEET_PROJECT_DIR points the CLI at it), so the tests
+change the app without touching the checkout; the module's fixture destroys what is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Sandbox, quiet_progress
+from tests.e2e.project_copy import copy_project, invoke
+from webfleet import traffic
+from webfleet.paths import ProjectPaths
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.deploy.outputs import read_deployment
+
+pytestmark = pytest.mark.e2e
+
+# Shorter than the example stack's 60 s so that a refresh of 2 instances takes about a minute;
+# everything else (health checks every 10 s, 2 to turn healthy, 10 s drain) is the example's.
+WARMUP_SECONDS = 10
+KEY_PAIR = "webfleet-e2e"
+
+EXPECTED_SPECS = {
+    "test_cloud_init_finished_without_errors",
+    "test_app_user_exists_as_a_system_user",
+    "test_env_file_is_readable_by_the_app_user_only",
+    "test_app_service_is_enabled_and_running",
+    "test_app_listens_on_its_port",
+    "test_app_answers_its_health_check",
+    "test_metadata_v1_is_refused_when_tokens_are_required",
+    "test_user_data_holds_no_secret_values",
+}
+
+
+@pytest.fixture(scope="module")
+def project(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectPaths]:
+    text = sandbox.stack_file.read_text()
+    assert "instance_warmup = 60" in text
+    sandbox.stack_file.write_text(
+        text.replace("instance_warmup = 60", f"instance_warmup = {WARMUP_SECONDS}")
+    )
+    paths = copy_project(sandbox, tmp_path_factory.mktemp("project"))
+    try:
+        yield paths
+    finally:
+        deploy_stage.destroy(sandbox.stack(), paths, quiet_progress())
+
+
+def failed(document: dict[str, Any]) -> list[str]:
+    return [
+        f"{c['name']} [{c['target']}]: {c['detail']}"
+        for c in document["checks"]
+        if c["outcome"] == "failed"
+    ]
+
+
+def set_app_version(project: ProjectPaths, old: str, new: str) -> None:
+    pyproject = project.root / "app" / "pyproject.toml"
+    text = pyproject.read_text()
+    assert f'version = "{old}"' in text
+    pyproject.write_text(text.replace(f'version = "{old}"', f'version = "{new}"'))
+
+
+def group(sandbox: Sandbox, project: ProjectPaths) -> dict[str, Any]:
+    """The deployed Auto Scaling Group as the API describes it, with its InService instances
+    (replaced ones are listed as Terminating while they drain)."""
+    name = read_deployment(project, "local").asg_name
+    autoscaling = sandbox.target().autoscaling()
+    (described,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ]
+    in_service = [i for i in described["Instances"] if i["LifecycleState"] == "InService"]
+    return {**described, "Instances": in_service}
+
+
+def test_pipeline_bakes_deploys_and_verifies_with_failover(
+    sandbox: Sandbox, project: ProjectPaths
+) -> None:
+    result, document = invoke(sandbox, project, "pipeline")
+    assert result.returncode == 0, failed(document) or result.stderr[-3000:]
+    assert document["passed"] is True
+    assert document["stages"]["bake"]["ami_id"] == document["stages"]["deploy"]["outputs"]["ami_id"]
+    assert document["expected_version"] == "1.0.0"
+    # From nothing: the first deploy creates the group, it starts no instance refresh.
+    assert document["stages"]["rollout"] == {"traffic": None}
+
+    checks = document["checks"]
+    groups = {c["group"] for c in checks}
+    assert groups == {"fleet", "specs", "http", "failover"}
+    # Every spec ran on both instances of the group.
+    spec_targets: dict[str, set[str]] = {}
+    for check in checks:
+        if check["group"] == "specs":
+            spec_targets.setdefault(check["name"], set()).add(check["target"])
+    assert set(spec_targets) == EXPECTED_SPECS
+    assert all(len(targets) == 2 for targets in spec_targets.values()), spec_targets
+    http = {c["name"]: c for c in checks if c["group"] == "http"}
+    assert "HTTP listener :80 forward" in http
+    assert http["app version in X-App-Version"]["outcome"] == "passed"
+    assert "1.0.0" in http["app version in X-App-Version"]["detail"]
+
+    failover = document["failover"]
+    assert failover["replacement"] and failover["replacement"] != failover["victim"]
+    assert failover["seconds_to_unhealthy"] is not None
+    assert failover["seconds_to_replacement_healthy"] is not None
+    # HAProxy retries and redispatches: the stream loses nothing.
+    assert failover["requests"] > 0 and failover["failed_requests"] == 0
+
+    junit = Path(document["junit"])
+    assert junit == sandbox.paths.build_dir("local") / "verify" / "junit.xml"
+    assert junit.is_file() and 'failures="0"' in junit.read_text()
+
+
+def test_verify_alone_is_fast_and_passes_on_what_is_deployed(
+    sandbox: Sandbox, project: ProjectPaths
+) -> None:
+    result, document = invoke(sandbox, project, "verify", timeout=600)
+    assert result.returncode == 0, failed(document) or result.stderr[-3000:]
+    assert {c["group"] for c in document["checks"]} == {"fleet", "specs", "http"}
+    assert document["failover"] is None
+    assert document["seconds"] < 180
+
+
+def test_new_version_rolls_through_with_no_failed_request(
+    sandbox: Sandbox, project: ProjectPaths
+) -> None:
+    set_app_version(project, "1.0.0", "1.1.0")
+
+    result, document = invoke(sandbox, project, "pipeline", "--no-failover")
+
+    assert result.returncode == 0, result.stderr
+    rollout = document["stages"]["rollout"]
+    print(f"\nrolling deploy of 2 instances: {rollout}")  # shown with -s: the measured numbers
+    assert rollout["status"] == "Successful", rollout
+    traffic = rollout["traffic"]
+    assert traffic["failed"] == 0, traffic
+    assert traffic["requests"] > 100, traffic
+    # Old answers first, then both while the fleet is mixed, then only the new version.
+    assert traffic["versions"] == ["1.0.0", "1.1.0"], traffic
+    assert traffic["final_version"] == "1.1.0", traffic
+    assert document["passed"] is True
+    assert document["expected_version"] == "1.1.0"
+    instances = group(sandbox, project)["Instances"]
+    assert len(instances) == 2
+    assert len({i["LaunchTemplate"]["Version"] for i in instances}) == 1
+
+
+def test_broken_version_rolls_back_and_the_fleet_keeps_serving(
+    sandbox: Sandbox, project: ProjectPaths
+) -> None:
+    before = group(sandbox, project)
+    good_version = before["LaunchTemplate"]["Version"]
+    wsgi = project.root / "app" / "src" / "webfleet_app" / "wsgi.py"
+    healthy = 'return _text("200 OK", "ok")'
+    assert healthy in wsgi.read_text()
+    wsgi.write_text(wsgi.read_text().replace(healthy, 'return _text("500 Broken", "broken")'))
+    set_app_version(project, "1.1.0", "1.2.0")
+
+    result, document = invoke(sandbox, project, "pipeline", "--no-failover")
+
+    assert result.returncode != 0
+    assert document["passed"] is False
+    assert "instance refresh RollbackSuccessful" in document["error"], document["error"]
+    # Why, whichever noticed first (the refresh, or Auto Scaling replacing the instance): the
+    # target group's health check saw the broken /healthz.
+    assert "Health checks failed with these codes: [500]" in document["error"], document["error"]
+    assert "instance refresh RollbackSuccessful" in result.stderr
+    after = group(sandbox, project)
+    assert after["LaunchTemplate"]["Version"] == good_version
+    assert {i["LaunchTemplate"]["Version"] for i in after["Instances"]} == {good_version}
+    # Still serving the good version through the ALB.
+    dns_name = read_deployment(project, "local").alb_dns_name
+    listener = traffic.Listener("HTTP", 80, "forward")
+    answers = [traffic.fetch(dns_name, listener, "/") for _ in range(10)]
+    assert all(a.ok and a.version == "1.1.0" for a in answers), [a.describe() for a in answers]
+
+
+def test_load_scales_the_fleet_out_and_back_in(sandbox: Sandbox, project: ProjectPaths) -> None:
+    # 60 requests/s over 2 targets is 1800 per target per minute, against the stack's target
+    # tracking of 1000: the group wants 4 (its max); after the load it returns to 2 (its min).
+    result, report = invoke(
+        sandbox, project, "load", "--rps", "60", "--duration", "75", "--settle", "240"
+    )
+
+    assert result.returncode == 0, result.stderr
+    summary = {k: v for k, v in report.items() if k != "samples"}
+    print(f"\nload: {summary}\nsamples: {report['samples']}")  # shown with -s
+    assert report["sent"] >= 60 * 70, report["sent"]
+    assert report["failed"] == 0, report["first_failure"]
+    assert report["peak_desired"] == 4, report["samples"]
+    assert report["settled_seconds"] is not None, report["samples"][-3:]
+    assert report["final_desired"] == 2
+    descriptions = [a.split(": ", 1)[0] for a in report["activities"]]
+    assert any("Launching 2 new EC2 instance(s)" in d for d in descriptions), descriptions
+    assert any("Terminating" in d for d in descriptions), descriptions
+    seen = [s["requests_per_target"] for s in report["samples"] if s["requests_per_target"]]
+    assert max(seen) > 1000, seen  # the metric the policy acted on, from HAProxy
+    # The CPU policy's metric, from the machines' cgroups, is measured and published too.
+    assert any(s["cpu"] is not None and s["cpu"] > 0 for s in report["samples"]), report["samples"]
+
+
+def test_broken_app_from_nothing_fails_at_verify_saying_why(
+    sandbox: Sandbox, project: ProjectPaths, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # From nothing: a rolling refresh over the good fleet would leave some good instances
+    # InService (and roll back), and this test is about what verify says of a broken app.
+    deploy_stage.destroy(sandbox.stack(), project, quiet_progress())
+    wsgi = project.root / "app" / "src" / "webfleet_app" / "wsgi.py"
+    assert 'return _text("500 Broken", "broken")' in wsgi.read_text()  # from the rollback test
+    # This time the stack names a key pair the user made: the group's instances boot with it
+    # and verify logs in with its private key.
+    key_file = tmp_path_factory.mktemp("keys") / "webfleet-e2e.pem"
+    key_file.write_text(sandbox.target().ec2().create_key_pair(KeyName=KEY_PAIR)["KeyMaterial"])
+    key_file.chmod(0o600)
+    text = sandbox.stack_file.read_text()
+    sandbox.stack_file.write_text(
+        text.replace("[image]\n", f'[image]\nkey_name = "{KEY_PAIR}"\n', 1).replace(
+            "api_port = ",
+            f'ssh = {{ private_key_file = "{key_file}" }}\napi_port = ',
+            1,
+        )
+    )
+    assert sandbox.stack().image.key_name == KEY_PAIR
+
+    result, document = invoke(sandbox, project, "pipeline", "--no-failover")
+    assert result.returncode != 0
+    assert document["passed"] is False
+    # bake and deploy succeeded; verify is the stage that failed.
+    assert document["stages"]["bake"]["ami_id"]
+    reasons = failed(document)
+    assert reasons, document["checks"]
+    # Which check, which instance, what it saw: the spec on an instance saw 500 ...
+    assert any(
+        reason.startswith("test_app_answers_its_health_check [i-") and "500" in reason
+        for reason in reasons
+    ), reasons
+    # ... and so does the ALB: its health check fails (AWS fails open and passes the app's 500
+    # on; HAProxy with no healthy server answers 503), and the targets never turn healthy.
+    assert any(
+        reason.startswith("HTTP listener :80 forward [")
+        and ("→ 500" in reason or "→ 503" in reason)
+        for reason in reasons
+    ), reasons
+    assert any(reason.startswith("targets healthy [") for reason in reasons), reasons
+    assert "pipeline failed" in result.stderr
+    assert "test_app_answers_its_health_check on i-" in result.stderr
+    # Every other spec passed on both instances: they booted with the stack's key pair and
+    # verify logged in with its private key.
+    specs = [c for c in document["checks"] if c["group"] == "specs"]
+    logged_in = {c["target"] for c in specs if c["name"] == "test_app_user_exists_as_a_system_user"}
+    assert len(logged_in) == 2, specs
+    assert all(
+        c["outcome"] == "passed"
+        for c in specs
+        if c["name"] not in ("test_app_answers_its_health_check", "test_app_listens_on_its_port")
+    ), [c for c in specs if c["outcome"] != "passed"]
+    members = group(sandbox, project)["Instances"]
+    reservations = (
+        sandbox.target()
+        .ec2()
+        .describe_instances(InstanceIds=[m["InstanceId"] for m in members])["Reservations"]
+    )
+    assert {i.get("KeyName") for r in reservations for i in r["Instances"]} == {KEY_PAIR}
