@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import ipaddress
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,12 @@ from pathlib import Path
 
 from webfleet.localregion.ec2.imds import InstanceRecord, read_registry, write_registry
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.host.procfs import is_alive, processes_in_netns, signal_quietly
+from webfleet.localregion.host.procfs import (
+    is_alive,
+    processes_in_netns,
+    signal_quietly,
+    spawn_detached,
+)
 from webfleet.localregion.runtime.processes import (
     live_pid_from_file,
     processes_named_with_files_under,
@@ -36,7 +40,6 @@ IMDS_ADDRESS = "169.254.169.254"
 NETNS_DIR = Path("/run/netns")
 _IMDS_START_SECONDS = 10.0
 _KILL_WAIT_SECONDS = 5.0
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
 def _short_hash(*parts: str, length: int) -> str:
@@ -182,17 +185,7 @@ class VpcNetwork:
         ]  # fmt: skip
         # `ip netns exec` execs, so the pid is the server's. Own session: it outlives a caller's
         # Ctrl-C and is stopped by pid.
-        pid = os.posix_spawnp(
-            command[0],
-            command,
-            os.environ,
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, str(self.directory / "imds.log"), _APPEND, 0o644),
-                (os.POSIX_SPAWN_DUP2, 1, 2),
-            ],
-            setsid=True,
-        )
+        pid = spawn_detached(command, self.directory / "imds.log")
         self._imds_pid_file.write_text(f"{pid}\n", encoding="utf-8")
         if not wait_until(self._imds_ready.exists, _IMDS_START_SECONDS):
             raise LocalRegionError(

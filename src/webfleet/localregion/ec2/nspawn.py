@@ -15,12 +15,17 @@ from pathlib import Path
 from webfleet.localregion.ec2.machine_records import MachineSpec
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.host.mounts import mount_source, mounts_under, unmount_all_under
-from webfleet.localregion.host.procfs import Process, any_process_named, children, is_alive
+from webfleet.localregion.host.procfs import (
+    Process,
+    any_process_named,
+    children,
+    is_alive,
+    spawn_detached,
+)
 
 # nspawn keeps per-machine state here; the host's /run is not a tmpfs, which nspawn complains of.
 NSPAWN_RUN = Path("/run/systemd/nspawn")
 _NSPAWN_RUN_SOURCE = "webfleet-nspawn"
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
 def mount_root(directory: Path, layers: Sequence[Path]) -> Path:
@@ -73,17 +78,8 @@ def spawn(spec: MachineSpec, directory: Path, cgroups: Sequence[Path], netns: Pa
         'for g in "$1" "$2"; do echo $$ > "$g/cgroup.procs" || exit 1; done; shift 2; exec "$@"'
     )
     command = ["/bin/sh", "-c", script, "sh", *map(str, cgroups), *nspawn]
-    return os.posix_spawn(
-        command[0],
-        command,
-        os.environ,
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(directory / "console.log"), _APPEND, 0o644),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ],
-        setsid=True,  # detached from the caller: the region manages it by pid
-    )
+    # Detached from the caller: the region manages it by pid.
+    return spawn_detached(command, directory / "console.log")
 
 
 def nspawn_pid(pid: int | None, directory: Path) -> int | None:

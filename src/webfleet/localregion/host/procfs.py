@@ -14,7 +14,7 @@ import functools
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
@@ -175,3 +175,24 @@ def kill_processes_using(directory: Path) -> None:
             signal_quietly(pid, signal.SIGKILL)
         time.sleep(0.1)
     raise LocalRegionError(f"processes using {directory} do not stop")
+
+
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+
+
+def spawn_detached(command: Sequence[str], log_file: Path) -> int:
+    """Start command (found on PATH) in a session of its own: stdin from /dev/null, stdout and
+    stderr appended to log_file; its pid. posix_spawn, not Popen: the process outlives the
+    caller's interest in it, and a dropped Popen warns while its child runs (is_alive() reaps
+    it)."""
+    return os.posix_spawnp(
+        command[0],
+        list(command),
+        os.environ,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_file), _APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )

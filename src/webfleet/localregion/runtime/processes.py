@@ -10,11 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.host.procfs import Process, is_alive, processes, signal_quietly
+from webfleet.localregion.host.procfs import (
+    Process,
+    is_alive,
+    processes,
+    signal_quietly,
+    spawn_detached,
+)
 from webfleet.localregion.runtime.settings import RegionSettings
 
 MODULE = "webfleet.localregion"
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
 def serve_command(settings: RegionSettings) -> list[str]:
@@ -38,19 +43,7 @@ def spawn_daemon(settings: RegionSettings) -> int:
     """Start `serve` in its own session, stdin from /dev/null, output appended to the log."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     command = serve_command(settings)
-    # posix_spawn, not Popen: the daemon outlives the caller's interest in it, and a dropped
-    # Popen warns while its child runs. is_alive() reaps it if it dies while we still run.
-    return os.posix_spawn(
-        command[0],
-        command,
-        os.environ,
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(settings.log_file), _APPEND, 0o644),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ],
-        setsid=True,
-    )
+    return spawn_detached(command, settings.log_file)
 
 
 def is_region_daemon(pid: int, state_dir: Path) -> bool:
