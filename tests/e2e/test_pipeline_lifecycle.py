@@ -257,17 +257,17 @@ def test_broken_app_from_nothing_fails_at_verify_saying_why(
     assert any(reason.startswith("targets healthy [") for reason in reasons), reasons
     assert "pipeline failed" in result.stderr
     assert "test_app_answers_its_health_check on i-" in result.stderr
-    # Every other spec passed on both instances: they booted with the stack's key pair and
-    # verify logged in with its private key.
-    specs = [c for c in document["checks"] if c["group"] == "specs"]
-    logged_in = {c["target"] for c in specs if c["name"] == "test_app_user_exists_as_a_system_user"}
-    assert len(logged_in) == 2, specs
-    assert all(
-        c["outcome"] == "passed"
-        for c in specs
-        if c["name"] not in ("test_app_answers_its_health_check", "test_app_listens_on_its_port")
-    ), [c for c in specs if c["outcome"] != "passed"]
+    # The instances booted with the stack's key pair, and verify logged in with its private key:
+    # a spec the broken app cannot fail passed over SSH (on an instance Auto Scaling did not
+    # replace meanwhile: past the grace period it replaces the unhealthy ones).
+    logged_in = [
+        c["target"]
+        for c in document["checks"]
+        if c["name"] == "test_app_user_exists_as_a_system_user" and c["outcome"] == "passed"
+    ]
+    assert logged_in, [c for c in document["checks"] if c["group"] == "specs"]
     members = group(sandbox, project)["Instances"]
+    assert members, "no InService instance to check the key pair of"
     reservations = (
         sandbox.target()
         .ec2()
