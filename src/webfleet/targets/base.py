@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
     from mypy_boto3_iam import IAMClient
-    from mypy_boto3_sts import STSClient
 
     from webfleet.localregion.runtime.settings import RegionSettings
 
@@ -101,9 +100,6 @@ class CloudTarget(ABC):
 
     def acm(self) -> ACMClient:
         return self.session().client("acm", endpoint_url=self.endpoint_url)
-
-    def sts(self) -> STSClient:
-        return self.session().client("sts", endpoint_url=self.endpoint_url)
 
     def cloudwatch(self) -> CloudWatchClient:
         return self.session().client("cloudwatch", endpoint_url=self.endpoint_url)
