@@ -22,6 +22,8 @@ from webfleet.stages.render import InstanceLayout
 
 CONTEXT_ENV = "WEBFLEET_SPEC_CONTEXT"
 SSH_CONNECT_TIMEOUT_SECONDS = 10
+SSH_ALIVE_INTERVAL_SECONDS = 5
+SSH_ALIVE_COUNT = 3
 # All specs on all hosts; cloud-init's wait in the specs is bounded at 180 s.
 SPECS_TIMEOUT_SECONDS = 900
 
@@ -148,6 +150,10 @@ def ssh_config_text(user: str, private_key: Path, proxy_command: str | None = No
         "  LogLevel ERROR",
         "  BatchMode yes",
         f"  ConnectTimeout {SSH_CONNECT_TIMEOUT_SECONDS}",
+        # An instance terminated mid-check (Auto Scaling replacing it) sends no reset: without
+        # keepalives its session would hang until the specs' whole timeout.
+        f"  ServerAliveInterval {SSH_ALIVE_INTERVAL_SECONDS}",
+        f"  ServerAliveCountMax {SSH_ALIVE_COUNT}",
     ]
     if proxy_command is not None:
         lines.append(f"  ProxyCommand {proxy_command}")
