@@ -267,7 +267,7 @@ def _report_verify(
 
 def _region(stack_file: str | None, env_name: str | None) -> RegionSettings:
     stack, _ = _load(stack_file, env_name)
-    return cloud_target(stack).local_region("the local.* tasks")
+    return cloud_target(stack).local_region("`invoke local.up|down|status`")
 
 
 def _region_command(action: Callable[[RegionSettings], Any]) -> Callable[..., Any]:

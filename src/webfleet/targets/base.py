@@ -82,8 +82,8 @@ class CloudTarget(ABC):
     def local_region(self, task: str) -> RegionSettings:
         """The local region of this environment, for tasks that only make sense there."""
         raise WebfleetError(
-            f"environment {self.env_name} is kind '{self.kind}': {task} only works on the local "
-            "region; pick a local environment with --env"
+            f"environment {self.env_name} is kind '{self.kind}', and {task} needs the local "
+            "region: pick a local environment with --env"
         )
 
     def ec2(self) -> EC2Client:

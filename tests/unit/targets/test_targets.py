@@ -67,7 +67,10 @@ def test_typed_clients_call_the_targets_endpoint() -> None:
 
 
 def test_local_only_tasks_are_refused_on_aws_naming_the_environment() -> None:
-    with pytest.raises(WebfleetError, match="environment aws is kind 'aws': `invoke load`"):
+    with pytest.raises(
+        WebfleetError,
+        match="environment aws is kind 'aws', and `invoke load` needs the local region",
+    ):
         cloud_target(stack("aws")).local_region("`invoke load`")
     assert cloud_target(stack("local")).local_region("`invoke load`").port == 4599
 
