@@ -189,25 +189,6 @@ def watched_rollout(
     return result, (traffic_report(samples) if samples is not None else None)
 
 
-def follow_deploy(
-    stack: EnvironmentStack,
-    outputs: dict[str, Any],
-    refresh_id: str,
-    on_change: Callable[[str], None],
-    *,
-    with_traffic: bool,
-) -> tuple[RolloutResult, TrafficReport | None]:
-    """Follow a deploy's refresh; with_traffic: under a request stream through the ALB."""
-    deployment = Deployment.from_outputs(outputs, source=Path("deploy outputs"))
-    fleet = FleetView(cloud_target(stack), deployment)
-    stream = None
-    if with_traffic:
-        alb = traffic.alb_target(stack, deployment)
-        listener = alb.serving
-        stream = RequestStream(fetch=lambda: traffic.fetch(alb.dns_name, listener, "/"))
-    return watched_rollout(fleet, refresh_id, on_change, rollout_timeout(stack), stream)
-
-
 def follow_deployed(
     stack: EnvironmentStack,
     deployed: DeployResult,
@@ -215,15 +196,23 @@ def follow_deployed(
     *,
     with_traffic: bool,
 ) -> tuple[RolloutResult | None, TrafficReport | None]:
-    """Follow the instance refresh a deploy started (if any); fail unless it succeeded."""
+    """Follow the instance refresh a deploy started (if any), with_traffic under a request
+    stream through the ALB; fail unless it succeeded."""
     if deployed.refresh_id is None:
         return None, None
     reporter.stage(
         "rollout",
         "instance refresh" + (" under a request stream through the ALB" if with_traffic else ""),
     )
-    rolled, traffic_seen = follow_deploy(
-        stack, deployed.outputs, deployed.refresh_id, reporter.note, with_traffic=with_traffic
+    deployment = Deployment.from_outputs(deployed.outputs, source=Path("deploy outputs"))
+    fleet = FleetView(cloud_target(stack), deployment)
+    stream = None
+    if with_traffic:
+        alb = traffic.alb_target(stack, deployment)
+        listener = alb.serving
+        stream = RequestStream(fetch=lambda: traffic.fetch(alb.dns_name, listener, "/"))
+    rolled, traffic_seen = watched_rollout(
+        fleet, deployed.refresh_id, reporter.note, rollout_timeout(stack), stream
     )
     if traffic_seen is not None:
         reporter.note(f"through the ALB: {traffic_seen.describe()}", "bold")
