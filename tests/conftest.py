@@ -16,11 +16,42 @@ from webfleet.cli.progress import Progress
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.ports import free_port
-from webfleet.localregion.runtime.settings import STATE_DIR_ENV
+from webfleet.localregion.runtime.settings import DEFAULT_VPC_CIDR_ENV, STATE_DIR_ENV
 from webfleet.paths import ProjectPaths
 from webfleet.targets import CloudTarget, cloud_target, region_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker_index() -> int:
+    """0 in a plain run; n for pytest-xdist's worker gw<n>."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Workers run local regions side by side: each needs a default VPC (Packer's builders, the
+    # region tests' instances) whose subnets no other region's bridges hold.
+    index = worker_index()
+    if index:
+        os.environ.setdefault(DEFAULT_VPC_CIDR_ENV, f"172.{31 - index}.0.0/16")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest modules first (their `runtime_minutes` mark), so that with two workers the long
+    ones do not end up last on one of them; the order within a module stays as written."""
+
+    def minutes(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("runtime_minutes")
+        return float(mark.args[0]) if mark else 0.0
+
+    items.sort(key=lambda item: -minutes(item))
+
+
+def stack_text_for_this_worker(text: str) -> str:
+    """The example stack with a VPC CIDR of this worker's: the same as written for worker 0."""
+    index = worker_index()
+    assert 'vpc_cidr = "10.42.0.0/16"' in text
+    return text.replace('"10.42.', f'"10.{42 + index}.') if index else text
 
 
 @dataclass
@@ -53,7 +84,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         pytest.fail("terraform is not installed: run scripts/bootstrap")
     base = tmp_path_factory.mktemp("sandbox")
     port = free_port()
-    stack_text = (
+    stack_text = stack_text_for_this_worker(
         (ROOT / "webfleet.toml").read_text().replace("api_port = 4599", f"api_port = {port}")
     )
     stack_file = base / "webfleet.toml"

@@ -1,4 +1,5 @@
-"""A copy of the checkout for e2e tests that change the app, and the real CLI run against it.
+"""A copy of the checkout for e2e tests that change the app, the real CLI run against it, and
+what its documents and the deployed group say.
 
 WEBFLEET_PROJECT_DIR points the CLI at the copy, so a test can break or bump the app without
 touching the checkout.
@@ -17,10 +18,28 @@ import pytest
 from tests.conftest import ROOT, Sandbox
 from webfleet.localregion.runtime.settings import STATE_DIR_ENV
 from webfleet.paths import BUILD_DIR_ENV, PROJECT_DIR_ENV, ProjectPaths
+from webfleet.stages.deploy.outputs import read_deployment
 
 PROJECT_PARTS = ("app", "packer", "templates", "user_data", "terraform", "specs")
 # bake (~1-2 min) + deploy (~2 min) + rollout or verify with failover (boots, health checks).
 PIPELINE_TIMEOUT_SECONDS = 1800
+
+
+def use_test_clocks(sandbox: Sandbox, grace_period: int) -> None:
+    """Shorter clocks than the example stack's (tests/integration/test_deploy.py checks those as
+    applied): health checks every 5 s (AWS's least), a 5 s drain, a 10 s warmup, and the given
+    grace period. Every wait then scales down; the behaviour is the same."""
+    text = sandbox.stack_file.read_text()
+    for old, new in {
+        "interval = 10\n": "interval = 5\n",
+        "timeout = 5\n": "timeout = 3\n",
+        "deregistration_delay = 10\n": "deregistration_delay = 5\n",
+        "instance_warmup = 60\n": "instance_warmup = 10\n",
+        "health_check_grace_period = 120\n": f"health_check_grace_period = {grace_period}\n",
+    }.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    sandbox.stack_file.write_text(text)
 
 
 def copy_project(sandbox: Sandbox, root: Path) -> ProjectPaths:
@@ -63,3 +82,24 @@ def invoke(
     except json.JSONDecodeError:
         pytest.fail(f"no JSON from invoke {args[0]} (exit {result.returncode}):\n{result.stderr}")
     return result, document
+
+
+def failed(document: dict[str, Any]) -> list[str]:
+    """Each failed check of a pipeline or verify document: name [target]: detail."""
+    return [
+        f"{c['name']} [{c['target']}]: {c['detail']}"
+        for c in document["checks"]
+        if c["outcome"] == "failed"
+    ]
+
+
+def group(sandbox: Sandbox, project: ProjectPaths) -> dict[str, Any]:
+    """The deployed Auto Scaling Group as the API describes it, with its InService instances
+    (replaced ones are listed as Terminating while they drain)."""
+    name = read_deployment(project, "local").asg_name
+    autoscaling = sandbox.target().autoscaling()
+    (described,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ]
+    in_service = [i for i in described["Instances"] if i["LifecycleState"] == "InService"]
+    return {**described, "Instances": in_service}

@@ -4,8 +4,9 @@ Packer, Terraform, machines, SSH and HAProxy load balancers.
 One fleet serves every test, in order: a first `invoke pipeline` bakes 1.0.0 and deploys it from
 nothing (verify with failover), `invoke verify` alone checks it again, a second pipeline rolls
 1.1.0 through the fleet under a request stream, a third tries a broken 1.2.0 (rolled back while
-the fleet keeps serving), `invoke load` scales the fleet out and back in; last, the broken app is
-deployed from nothing with a key pair the user made, and verify says why it fails.
+the fleet keeps serving), last `invoke load` scales the fleet out and back in. (A broken app
+deployed from nothing is tests/e2e/test_broken_app.py: a fleet of its own, so that a parallel
+run can take it beside this one.)
 
 The project is a copy of the checkout (WEBFLEET_PROJECT_DIR points the CLI at it), so the tests
 change the app without touching the checkout; the module's fixture destroys what is left.
@@ -15,23 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import Sandbox, quiet_progress
-from tests.e2e.project_copy import copy_project, invoke
+from tests.e2e.project_copy import copy_project, failed, group, invoke, use_test_clocks
 from webfleet import traffic
 from webfleet.paths import ProjectPaths
 from webfleet.stages.deploy import apply as deploy_stage
 from webfleet.stages.deploy.outputs import read_deployment
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(16)]
 
-# Shorter than the example stack's 60 s so that a refresh of 2 instances takes about a minute;
-# everything else (health checks every 10 s, 2 to turn healthy, 10 s drain) is the example's.
-WARMUP_SECONDS = 10
-KEY_PAIR = "webfleet-e2e"
+# Long enough for a healthy instance to pass its checks with time to spare (about 20 s here);
+# the broken version's refresh waits it out before it fails and rolls back.
+GRACE_PERIOD_SECONDS = 60
 
 EXPECTED_SPECS = {
     "test_cloud_init_finished_without_errors",
@@ -47,11 +46,7 @@ EXPECTED_SPECS = {
 
 @pytest.fixture(scope="module")
 def project(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectPaths]:
-    text = sandbox.stack_file.read_text()
-    assert "instance_warmup = 60" in text
-    sandbox.stack_file.write_text(
-        text.replace("instance_warmup = 60", f"instance_warmup = {WARMUP_SECONDS}")
-    )
+    use_test_clocks(sandbox, grace_period=GRACE_PERIOD_SECONDS)
     paths = copy_project(sandbox, tmp_path_factory.mktemp("project"))
     try:
         yield paths
@@ -59,31 +54,11 @@ def project(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
         deploy_stage.destroy(sandbox.stack(), paths, quiet_progress())
 
 
-def failed(document: dict[str, Any]) -> list[str]:
-    return [
-        f"{c['name']} [{c['target']}]: {c['detail']}"
-        for c in document["checks"]
-        if c["outcome"] == "failed"
-    ]
-
-
 def set_app_version(project: ProjectPaths, old: str, new: str) -> None:
     pyproject = project.root / "app" / "pyproject.toml"
     text = pyproject.read_text()
     assert f'version = "{old}"' in text
     pyproject.write_text(text.replace(f'version = "{old}"', f'version = "{new}"'))
-
-
-def group(sandbox: Sandbox, project: ProjectPaths) -> dict[str, Any]:
-    """The deployed Auto Scaling Group as the API describes it, with its InService instances
-    (replaced ones are listed as Terminating while they drain)."""
-    name = read_deployment(project, "local").asg_name
-    autoscaling = sandbox.target().autoscaling()
-    (described,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
-        "AutoScalingGroups"
-    ]
-    in_service = [i for i in described["Instances"] if i["LifecycleState"] == "InService"]
-    return {**described, "Instances": in_service}
 
 
 def test_pipeline_bakes_deploys_and_verifies_with_failover(
@@ -210,71 +185,3 @@ def test_load_scales_the_fleet_out_and_back_in(sandbox: Sandbox, project: Projec
     assert max(seen) > 1000, seen  # the metric the policy acted on, from HAProxy
     # The CPU policy's metric, from the machines' cgroups, is measured and published too.
     assert any(s["cpu"] is not None and s["cpu"] > 0 for s in report["samples"]), report["samples"]
-
-
-def test_broken_app_from_nothing_fails_at_verify_saying_why(
-    sandbox: Sandbox, project: ProjectPaths, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    # From nothing: a rolling refresh over the good fleet would leave some good instances
-    # InService (and roll back), and this test is about what verify says of a broken app.
-    deploy_stage.destroy(sandbox.stack(), project, quiet_progress())
-    wsgi = project.root / "app" / "src" / "webfleet_app" / "wsgi.py"
-    assert 'return _text("500 Broken", "broken")' in wsgi.read_text()  # from the rollback test
-    # This time the stack names a key pair the user made: the group's instances boot with it
-    # and verify logs in with its private key.
-    key_file = tmp_path_factory.mktemp("keys") / "webfleet-e2e.pem"
-    key_file.write_text(sandbox.target().ec2().create_key_pair(KeyName=KEY_PAIR)["KeyMaterial"])
-    key_file.chmod(0o600)
-    text = sandbox.stack_file.read_text()
-    # A grace period longer than the test: Auto Scaling must not replace the broken instances
-    # while verify looks at them.
-    assert "health_check_grace_period = 120" in text
-    sandbox.stack_file.write_text(
-        text.replace("[image]\n", f'[image]\nkey_name = "{KEY_PAIR}"\n', 1)
-        .replace(
-            "api_port = ",
-            f'ssh = {{ private_key_file = "{key_file}" }}\napi_port = ',
-            1,
-        )
-        .replace("health_check_grace_period = 120", "health_check_grace_period = 900")
-    )
-    assert sandbox.stack().image.key_name == KEY_PAIR
-
-    result, document = invoke(sandbox, project, "pipeline", "--no-failover")
-    assert result.returncode != 0
-    assert document["passed"] is False
-    # bake and deploy succeeded; verify is the stage that failed.
-    assert document["stages"]["bake"]["ami_id"]
-    reasons = failed(document)
-    assert reasons, document["checks"]
-    # Which check, which instance, what it saw: the spec on an instance saw 500 ...
-    assert any(
-        reason.startswith("test_app_answers_its_health_check [i-") and "500" in reason
-        for reason in reasons
-    ), reasons
-    # ... and so does the ALB: its health check fails (AWS fails open and passes the app's 500
-    # on; HAProxy with no healthy server answers 503), and the targets never turn healthy.
-    assert any(
-        reason.startswith("HTTP listener :80 forward [")
-        and ("→ 500" in reason or "→ 503" in reason)
-        for reason in reasons
-    ), reasons
-    assert any(reason.startswith("targets healthy [") for reason in reasons), reasons
-    assert "pipeline failed" in result.stderr
-    assert "test_app_answers_its_health_check on i-" in result.stderr
-    # Both instances booted with the stack's key pair, and verify logged in with its private
-    # key: a spec the broken app cannot fail passed on each over SSH.
-    logged_in = {
-        c["target"]
-        for c in document["checks"]
-        if c["name"] == "test_app_user_exists_as_a_system_user" and c["outcome"] == "passed"
-    }
-    assert len(logged_in) == 2, [c for c in document["checks"] if c["group"] == "specs"]
-    members = group(sandbox, project)["Instances"]
-    assert members, "no InService instance to check the key pair of"
-    reservations = (
-        sandbox.target()
-        .ec2()
-        .describe_instances(InstanceIds=[m["InstanceId"] for m in members])["Reservations"]
-    )
-    assert {i.get("KeyName") for r in reservations for i in r["Instances"]} == {KEY_PAIR}

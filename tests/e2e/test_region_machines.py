@@ -6,6 +6,7 @@ Boots the base image (no bake needed): these are the region's own guarantees.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 
 from tests.conftest import Sandbox
 from webfleet.localregion.ec2.network import link_alias, netns_prefix
-from webfleet.localregion.ec2.vpc_guard import GUARD_METRIC
+from webfleet.localregion.ec2.vpc_guard import guard_metric
 from webfleet.localregion.host.procfs import is_alive, processes
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.images.catalogue import debian_image
@@ -27,7 +28,7 @@ from webfleet.localregion.runtime.processes import wait_until
 from webfleet.localregion.runtime.settings import RegionSettings
 from webfleet.targets import region_settings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1)]
 
 BOOT_SECONDS = 120.0
 
@@ -73,7 +74,11 @@ def host_leftovers(state_dir: Path) -> list[str]:
         f"link {link['ifname']}" for link in links if link.get("ifalias") == link_alias(state_dir)
     ]
     routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
-    found += [f"route {line}" for line in routes.splitlines() if f"metric {GUARD_METRIC}" in line]
+    found += [
+        f"route {line}"
+        for line in routes.splitlines()
+        if f"metric {guard_metric(state_dir)}" in line
+    ]
     for process in processes():
         cmdline = b" ".join(process.cmdline)
         if os.fsencode(state_dir) in cmdline:
@@ -93,6 +98,14 @@ def test_status_lists_the_machines(sandbox: Sandbox, region: RegionSettings) -> 
         assert machine.state.value == "running"
         assert machine.uptime_seconds is not None and machine.uptime_seconds >= 0
         assert instance["InstanceId"] in status.describe()
+    # They booted in the default VPC, whose CIDR is the region's (AWS's unless two regions run).
+    ec2 = sandbox.target().ec2()
+    (default_vpc,) = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    assert default_vpc["CidrBlock"] == region.default_vpc_cidr
+    assert all(
+        ipaddress.ip_address(i["PrivateIpAddress"]) in ipaddress.ip_network(region.default_vpc_cidr)
+        for i in instances
+    )
     document = status.as_dict()
     machines = document["machines"]
     assert isinstance(machines, list)

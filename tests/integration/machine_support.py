@@ -13,11 +13,11 @@ import os
 import random
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from webfleet.localregion.ec2.machines import MachineRuntime
-from webfleet.localregion.ec2.network import link_alias, netns_prefix
+from webfleet.localregion.ec2.network import VpcNetwork, instance_link, link_alias, netns_prefix
 from webfleet.localregion.host.cgroups import machine_cgroups
 from webfleet.localregion.host.mounts import mounts
 from webfleet.localregion.host.procfs import processes
@@ -86,12 +86,13 @@ def leftovers(
     state_dir: Path,
     instance_ids: list[str],
     *,
-    any_webfleet_link: bool = False,
+    vpc_ids: Sequence[str] = (),
     machine_directories: bool = False,
 ) -> list[str]:
     """Mounts, netns, links, processes and cgroups of the region still on the host.
 
-    any_webfleet_link: count every `wf-` link, of any region, too.
+    vpc_ids: count the links named for these VPCs and the instances even if they lost their
+    alias (other regions may run beside this one: their links are theirs).
     machine_directories: count anything left in the state directory's machines/ too.
     """
     found: list[str] = []
@@ -99,12 +100,13 @@ def leftovers(
     found += [f"mount {mount.point}" for mount in mounts() if root in str(mount.point)]
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [f"netns {n}" for n in netns.split() if n.startswith(netns_prefix(state_dir))]
+    named = {instance_link(state_dir, i) for i in instance_ids} if vpc_ids else set()
+    named.update(link for v in vpc_ids for link in VpcNetwork(state_dir, v, []).links)
     links = json.loads(subprocess.run(["ip", "-json", "link"], capture_output=True).stdout)
     found += [
         f"link {link['ifname']}"
         for link in links
-        if link.get("ifalias") == link_alias(state_dir)
-        or (any_webfleet_link and link["ifname"].startswith("wf-"))
+        if link.get("ifalias") == link_alias(state_dir) or link["ifname"] in named
     ]
     for process in processes():
         cmdline = b" ".join(process.cmdline).decode(errors="replace")

@@ -30,7 +30,7 @@ from webfleet.localregion.images.baseimage import (
     remove_stale_builds,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(1)]
 
 if os.geteuid() != 0 or shutil.which("debootstrap", path="/usr/sbin:/sbin:/usr/bin") is None:
     pytest.fail("building the base image needs root and debootstrap: run scripts/bootstrap")

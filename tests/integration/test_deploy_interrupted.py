@@ -23,7 +23,7 @@ from tests.conftest import ROOT, Sandbox
 from webfleet.paths import BUILD_DIR_ENV
 from webfleet.stages.deploy import apply as deploy
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(6)]
 
 INVOKE = str(ROOT / ".venv" / "bin" / "invoke")
 

@@ -25,7 +25,7 @@ from webfleet.localregion.ec2.machines import MachineRuntime, MachineSpec
 from webfleet.localregion.images.baseimage import BaseImage, default_cache_dir, ensure_base_image
 from webfleet.localregion.runtime.processes import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(1.5)]
 
 if os.geteuid() != 0 or shutil.which("systemd-nspawn") is None:
     pytest.fail("machines need root and systemd-nspawn: run scripts/bootstrap")
@@ -107,7 +107,7 @@ def wait_answering(ip: str, timeout: float = 30.0) -> bool:
 def leftovers(state_dir: Path, instance_ids: list[str]) -> list[str]:
     """Everything of the region still on the host: should be empty."""
     return machine_support.leftovers(
-        state_dir, instance_ids, any_webfleet_link=True, machine_directories=True
+        state_dir, instance_ids, vpc_ids=[VPC], machine_directories=True
     )
 
 

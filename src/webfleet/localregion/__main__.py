@@ -15,6 +15,7 @@ from webfleet.localregion.runtime.settings import (
     DEFAULT_PORT,
     RegionSettings,
     default_state_dir,
+    default_vpc_cidr,
 )
 
 
@@ -26,6 +27,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     serve_parser.add_argument("--host", default=DEFAULT_HOST)
     serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve_parser.add_argument("--image-cache", type=Path, default=default_cache_dir())
+    serve_parser.add_argument("--default-vpc-cidr", default=default_vpc_cidr())
     return parser.parse_args(argv)
 
 
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 host=args.host,
                 port=args.port,
                 image_cache=args.image_cache,
+                default_vpc_cidr=args.default_vpc_cidr,
             )
         )
     except LocalRegionError as error:

@@ -261,16 +261,19 @@ def _hook_console_output() -> None:
     General.get_console_output = get_console_output  # type: ignore[method-assign]
 
 
-# --- VPCs: keep their addresses on this host ------------------------------------------------------
+# --- VPCs: the region's default VPC CIDR; keep their addresses on this host ----------------------
 
 
 def _hook_vpcs() -> None:
     original_create = EC2Backend.create_vpc
     original_delete = EC2Backend.delete_vpc
 
-    def create_vpc(self: EC2Backend, *args: Any, **kwargs: Any) -> Any:
-        vpc = original_create(self, *args, **kwargs)
+    def create_vpc(self: EC2Backend, cidr_block: str, *args: Any, **kwargs: Any) -> Any:
         machines = _slot.active
+        if machines is not None and kwargs.get("is_default"):
+            # moto makes each backend's default VPC (and its /20 per zone) from this CIDR.
+            cidr_block = machines.default_vpc_cidr
+        vpc = original_create(self, cidr_block, *args, **kwargs)
         if machines is not None:
             machines.guards.guard(vpc.id, vpc.cidr_block)
         return vpc

@@ -64,6 +64,7 @@ class InstanceMachines:
         self.runtime = MachineRuntime(settings.state_dir)
         self.layers = ImageLayers(settings.state_dir)
         self.guards = VpcGuards(settings.state_dir)
+        self.default_vpc_cidr = settings.default_vpc_cidr
         self._base_image = base_image
         self._base_ami = base_ami
         self._workers: set[threading.Thread] = set()

@@ -63,6 +63,11 @@ def instance_netns(state_dir: Path, instance_id: str) -> str:
     return f"{netns_prefix(state_dir)}{instance_id}"
 
 
+def instance_link(state_dir: Path, instance_id: str) -> str:
+    """The host end of an instance's veth."""
+    return f"wf-v-{_short_hash(region_tag(state_dir), instance_id, length=8)}"
+
+
 def instance_mac(instance_id: str) -> str:
     # Locally administered, stable per instance: IMDS and the interface agree on it.
     digest = _short_hash(instance_id, length=10)
@@ -129,6 +134,11 @@ class VpcNetwork:
         self.registry = self.directory / "imds.json"
         self._imds_pid_file = self.directory / "imds.pid"
         self._imds_ready = self.directory / "imds.ready"
+
+    @property
+    def links(self) -> tuple[str, str]:
+        """The host links of the VPC itself: its bridge and its metadata service's veth."""
+        return self.bridge, self._imds_veth
 
     def ensure(self) -> None:
         """Create the bridge, gateway addresses and metadata service, where missing."""
@@ -211,7 +221,7 @@ class VpcNetwork:
         """The instance's netns on the bridge, holding private_ip; returns the netns name."""
         netns = instance_netns(self.state_dir, instance_id)
         ensure_netns(netns)
-        host_end = f"wf-v-{_short_hash(region_tag(self.state_dir), instance_id, length=8)}"
+        host_end = instance_link(self.state_dir, instance_id)
         _add_veth(host_end, netns, self.alias, mac=instance_mac(instance_id))
         ip("link", "set", host_end, "master", self.bridge, "up")
         ip("-n", netns, "address", "replace", f"{private_ip}/{prefixlen}", "dev", "eth0")

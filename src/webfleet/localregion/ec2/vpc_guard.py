@@ -17,11 +17,17 @@ import json
 import threading
 from pathlib import Path
 
-from webfleet.localregion.ec2.network import ip
+from webfleet.localregion.ec2.network import ip, region_tag
 from webfleet.localregion.errors import LocalRegionError
 
 # Above the kernel's connected routes (metric 0): a subnet's own route always wins.
-GUARD_METRIC = 4242
+_GUARD_METRIC_BASE = 100_000
+
+
+def guard_metric(state_dir: Path) -> int:
+    """The metric of one region's guard routes: its own, so two regions whose VPCs share a CIDR
+    (each region's default VPC) each keep and remove only their route."""
+    return _GUARD_METRIC_BASE + int(region_tag(state_dir), 16)
 
 
 class VpcGuards:
@@ -30,6 +36,7 @@ class VpcGuards:
     def __init__(self, state_dir: Path) -> None:
         # Not under networks/: the machine runtime removes that directory wholesale.
         self._path = state_dir / "vpc-routes.json"
+        self._metric = str(guard_metric(state_dir))
         self._lock = threading.Lock()
 
     def guard(self, vpc_id: str, cidr: str) -> None:
@@ -38,21 +45,21 @@ class VpcGuards:
             guards = self._read()
             guards[vpc_id] = network
             self._write(guards)
-            _add_route(network)
+            _add_route(network, self._metric)
 
     def unguard(self, vpc_id: str) -> None:
         with self._lock:
             guards = self._read()
             network = guards.pop(vpc_id, None)
             self._write(guards)
-            # Two VPCs may share a CIDR (each region's default VPC): keep the route while one does.
+            # Two VPCs of this region may share a CIDR: keep the route while one does.
             if network is not None and network not in guards.values():
-                _delete_route(network)
+                _delete_route(network, self._metric)
 
     def remove_all(self) -> None:
         with self._lock:
             for network in set(self._read().values()):
-                _delete_route(network)
+                _delete_route(network, self._metric)
             self._path.unlink(missing_ok=True)
 
     def cidrs(self) -> dict[str, str]:
@@ -75,10 +82,10 @@ class VpcGuards:
         partial.replace(self._path)
 
 
-def _add_route(network: str) -> None:
-    ip("route", "replace", "unreachable", network, "metric", str(GUARD_METRIC))
+def _add_route(network: str, metric: str) -> None:
+    ip("route", "replace", "unreachable", network, "metric", metric)
 
 
-def _delete_route(network: str) -> None:
+def _delete_route(network: str, metric: str) -> None:
     with contextlib.suppress(LocalRegionError):  # gone already
-        ip("route", "del", "unreachable", network, "metric", str(GUARD_METRIC))
+        ip("route", "del", "unreachable", network, "metric", metric)

@@ -36,6 +36,8 @@ def serve_command(settings: RegionSettings) -> list[str]:
         str(settings.port),
         "--image-cache",
         str(settings.image_cache),
+        "--default-vpc-cidr",
+        settings.default_vpc_cidr,
     ]
 
 

@@ -1,4 +1,4 @@
-"""RegionSettings: loopback-only addresses, valid ports, and where the state lives."""
+"""RegionSettings: loopback-only addresses, valid ports, where the state lives, the default VPC."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from webfleet.localregion.ec2.vpc_guard import guard_metric
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.runtime.settings import RegionSettings, default_state_dir
 
@@ -78,3 +79,24 @@ def test_default_state_dir_falls_back_to_home(
     monkeypatch.delenv("XDG_STATE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_state_dir() == tmp_path / ".local/state/webfleet/region"
+
+
+def test_default_vpc_is_awss_unless_the_variable_names_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WEBFLEET_REGION_DEFAULT_VPC_CIDR", raising=False)
+    assert RegionSettings(state_dir=tmp_path).default_vpc_cidr == "172.31.0.0/16"
+    monkeypatch.setenv("WEBFLEET_REGION_DEFAULT_VPC_CIDR", "172.30.0.0/16")
+    assert RegionSettings(state_dir=tmp_path).default_vpc_cidr == "172.30.0.0/16"
+
+
+@pytest.mark.parametrize("cidr", ["172.31.0.0/20", "8.8.0.0/16", "172.31.0.1/16", "nonsense"])
+def test_rejects_a_default_vpc_cidr_that_is_not_a_private_16(tmp_path: Path, cidr: str) -> None:
+    with pytest.raises(LocalRegionError, match="not a private IPv4 /16"):
+        RegionSettings(state_dir=tmp_path, default_vpc_cidr=cidr)
+
+
+def test_each_region_guards_its_vpcs_with_a_metric_of_its_own(tmp_path: Path) -> None:
+    one, other = guard_metric(tmp_path / "one"), guard_metric(tmp_path / "other")
+    assert one != other
+    assert min(one, other) > 0  # above the kernel's connected routes
