@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest modules first (their `runtime_minutes` mark), so that with two workers the long
+    """Longest modules first (their `runtime_minutes` mark), so that with several workers the long
     ones do not end up last on one of them; the order within a module stays as written."""
 
     def minutes(item: pytest.Item) -> float:

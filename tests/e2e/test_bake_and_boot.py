@@ -25,7 +25,7 @@ from webfleet.stages.bake import BakeResult, bake
 from webfleet.stages.render import render
 from webfleet.stages.verify.specs import SpecContext, run_instance_specs
 
-pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(4)]
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1.5)]
 
 PROJECT_PARTS = ("app", "packer", "templates", "user_data", "terraform")
 BOOT_SECONDS = 120.0

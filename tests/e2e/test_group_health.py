@@ -19,7 +19,7 @@ from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
 from webfleet.targets import region_settings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1.5)]
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1)]
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
 from webfleet.targets import region_settings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1.5)]
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(0.5)]
 
 WAIT_SECONDS = 120.0
 # A page with the instance id (read through IMDSv2) and a health file, served on :8000.

@@ -26,7 +26,7 @@ from webfleet.paths import ProjectPaths
 from webfleet.stages.deploy import apply as deploy_stage
 from webfleet.stages.deploy.outputs import read_deployment
 
-pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(16)]
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(11)]
 
 # Long enough for a healthy instance to pass its checks with time to spare (about 20 s here);
 # the broken version's refresh waits it out before it fails and rolls back.

@@ -28,7 +28,7 @@ from webfleet.localregion.runtime.processes import wait_until
 from webfleet.localregion.runtime.settings import RegionSettings
 from webfleet.targets import region_settings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1)]
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(0.5)]
 
 BOOT_SECONDS = 120.0
 

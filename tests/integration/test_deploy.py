@@ -25,7 +25,7 @@ from webfleet.stages import rollout
 from webfleet.stages.deploy import apply as deploy_stage
 from webfleet.stages.deploy.apply import DeployResult
 
-pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(5)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(4)]
 
 HTTPS_SECTION = """
 [load_balancer.https]

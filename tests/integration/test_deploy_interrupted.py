@@ -23,7 +23,7 @@ from tests.conftest import ROOT, Sandbox
 from webfleet.paths import BUILD_DIR_ENV
 from webfleet.stages.deploy import apply as deploy
 
-pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(6)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(7.5)]
 
 INVOKE = str(ROOT / ".venv" / "bin" / "invoke")
 

@@ -25,7 +25,7 @@ from webfleet.localregion.ec2.machines import MachineRuntime, MachineSpec
 from webfleet.localregion.images.baseimage import BaseImage, default_cache_dir, ensure_base_image
 from webfleet.localregion.runtime.processes import wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(1.5)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(0.5)]
 
 if os.geteuid() != 0 or shutil.which("systemd-nspawn") is None:
     pytest.fail("machines need root and systemd-nspawn: run scripts/bootstrap")

@@ -33,6 +33,7 @@ from webfleet.localregion.elb.haproxy_config import (
 from webfleet.localregion.elb.hosts_file import HostsBlock, default_hosts_file
 from webfleet.localregion.elb.snapshot import BalancerRecord
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host.procfs import listening_ipv4_addresses
 from webfleet.localregion.runtime.processes import (
     live_pid_from_file,
     processes_named_with_files_under,
@@ -247,7 +248,8 @@ class LoadBalancerRuntime:
     # --- addresses, certificates, draining ------------------------------------------------------
 
     def _allocate_address(self, arn: str) -> str:
-        used = {r.address for r in self._running.values()}
+        # Another region's /24 may be this one (the tag is a hash): skip what others listen on.
+        used = {r.address for r in self._running.values()} | listening_ipv4_addresses()
         for host in list(self._network.hosts())[1:]:
             if str(host) not in used:
                 return str(host)

@@ -141,6 +141,22 @@ def processes_in_netns(netns: Path) -> list[int]:
     ]
 
 
+_TCP_LISTEN = "0A"
+
+
+def listening_ipv4_addresses(tcp_table: Path = Path("/proc/net/tcp")) -> set[str]:
+    """The IPv4 addresses some socket of this network namespace listens on (TCP LISTEN)."""
+    found: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in tcp_table.read_text(encoding="ascii").splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == _TCP_LISTEN:
+                # The kernel prints the address as hex of its bytes in host (little-endian) order.
+                packed = bytes.fromhex(fields[1].split(":")[0])
+                found.add(".".join(str(b) for b in reversed(packed)))
+    return found
+
+
 def signal_quietly(pid: int, signum: signal.Signals) -> None:
     """Send a signal; a process already gone is what every signal we send aims for."""
     with contextlib.suppress(ProcessLookupError):

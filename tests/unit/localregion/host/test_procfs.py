@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from webfleet.localregion.host.procfs import (
     children,
     is_alive,
     kill_processes_using,
+    listening_ipv4_addresses,
     processes,
     processes_using,
 )
@@ -100,3 +102,22 @@ def test_an_exited_child_not_yet_waited_for_is_not_alive() -> None:
     assert Process(pid).path.exists()
     assert not is_alive(pid)  # and reaped by it
     assert not Process(pid).path.exists()
+
+
+def test_listening_addresses_come_from_the_tcp_table(tmp_path: Path) -> None:
+    table = tmp_path / "tcp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue\n"
+        # 127.77.3.2:80 listening, 127.0.0.1:4599 listening, an established one (01)
+        "   0: 02034D7F:0050 00000000:0000 0A 00000000:00000000\n"
+        "   1: 0100007F:11F7 00000000:0000 0A 00000000:00000000\n"
+        "   2: 0100007F:9C40 0100007F:11F7 01 00000000:00000000\n"
+    )
+    assert listening_ipv4_addresses(table) == {"127.77.3.2", "127.0.0.1"}
+
+
+def test_this_hosts_listening_addresses_include_a_socket_we_open() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.9", 0))
+        server.listen()
+        assert "127.0.0.9" in listening_ipv4_addresses()
