@@ -6,10 +6,13 @@ Each is a patch in the registry (api/patches.py), applied by the API app:
   it only for internal ones) has no scheme at all, instead of AWS's default internet-facing.
 - ``fix_register_pending_targets``: a pending instance cannot be registered as a target, so an
   Auto Scaling group whose machines are still booting fails to create (InvalidTarget).
+- ``fix_load_balancer_dns_name``: every load balancer named N is ``N-1.<region>.elb...``, so
+  two regions (or a re-created balancer) hand out the same name for different balancers.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from webfleet.localregion.api.patches import moto_patch
@@ -57,3 +60,27 @@ def fix_register_pending_targets() -> None:
             self.deregistered_targets.pop(target["Id"], None)
 
     FakeTargetGroup.register = register  # type: ignore[method-assign]
+
+
+@moto_patch("elbv2.load_balancer_dns_name")
+def fix_load_balancer_dns_name() -> None:
+    """Name each load balancer as ELB does, ``[internal-]<name>-<10 digits>.<region>.elb...``,
+    the digits its own (from its ARN, which moto makes random): on a host running two regions,
+    the two `/etc/hosts` blocks must never claim one name for two balancers. Set when the model
+    is made, so every hook on CreateLoadBalancer sees the final name."""
+    from moto.elbv2.models import FakeLoadBalancer
+
+    original_init = FakeLoadBalancer.__init__
+
+    def __init__(self: FakeLoadBalancer, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        region = self.arn.split(":")[3]
+        self.dns_name = load_balancer_dns_name(self.name, self.arn, self.scheme, region)
+
+    FakeLoadBalancer.__init__ = __init__  # type: ignore[method-assign]
+
+
+def load_balancer_dns_name(name: str, arn: str, scheme: str | None, region: str) -> str:
+    digits = int(hashlib.sha256(arn.encode()).hexdigest(), 16) % 10**10
+    prefix = "internal-" if scheme == "internal" else ""
+    return f"{prefix}{name}-{digits:010d}.{region}.elb.amazonaws.com"

@@ -1,7 +1,8 @@
 """A managed block in /etc/hosts: the local region's load balancer DNS names → their addresses.
 
 Written in place (not renamed over): /etc/hosts is often a bind mount, which a rename would
-fail on or detach. Everything outside the block is kept byte for byte.
+fail on or detach. Everything outside the block is kept byte for byte, and the block keeps its
+place, so the lines before it are never touched while another region's lookups read them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 HOSTS_FILE_ENV = "WEBFLEET_HOSTS_FILE"
@@ -32,17 +33,16 @@ class HostsBlock:
     def write(self, names: Mapping[str, str]) -> None:
         """Make the block map each name to its address (an empty mapping removes the block).
 
-        Unchanged entries are not rewritten: a rewrite in place is briefly a truncated file to a
-        resolver reading it at that moment (measured: one lookup failed during failover)."""
+        Unchanged entries are not rewritten: a resolver reading the file while it is rewritten
+        may see a mix of old and new lines (measured once: a lookup failed during failover)."""
         if self.entries() == dict(names) and (names or self._begin not in self._read_lines()):
             return
         lines = [f"{address} {name}" for name, address in sorted(names.items())]
-        block = [self._begin, *lines, self._end] if lines else []
-        self._update(lambda kept: kept + block)
+        self._update([self._begin, *lines, self._end] if lines else [])
 
     def remove(self) -> None:
         if self.path.exists():
-            self._update(lambda kept: kept)
+            self._update([])
 
     def entries(self) -> dict[str, str]:
         """name → address, as the block holds them now."""
@@ -64,26 +64,26 @@ class HostsBlock:
         except FileNotFoundError:
             return []
 
-    def _update(self, compose: Callable[[list[str]], list[str]]) -> None:
-        with self._lock, open(self.path, "a+", encoding="utf-8") as handle:
+    def _update(self, block: list[str]) -> None:
+        """Put `block` where this region's block is (at the end if it has none)."""
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        with self._lock, open(descriptor, "r+", encoding="utf-8") as handle:
             # Another region's daemon may write its own block at the same moment.
             fcntl.flock(handle, fcntl.LOCK_EX)
+            before, after = _around_block(handle.read().splitlines(), self._begin, self._end)
+            text = "\n".join([*before, *block, *after]) + "\n"
+            # Overwrite, then cut to length: never the empty file a truncate-then-write leaves
+            # for a moment, in which every name lookup on the host fails.
             handle.seek(0)
-            kept = _without_block(handle.read().splitlines(), self._begin, self._end)
-            text = "\n".join(compose(kept)) + "\n"
-            handle.seek(0)
-            handle.truncate()
             handle.write(text)
+            handle.flush()
+            handle.truncate()
 
 
-def _without_block(lines: list[str], begin: str, end: str) -> list[str]:
-    kept: list[str] = []
-    inside = False
-    for line in lines:
-        if line == begin:
-            inside = True
-        elif line == end:
-            inside = False
-        elif not inside:
-            kept.append(line)
-    return kept
+def _around_block(lines: list[str], begin: str, end: str) -> tuple[list[str], list[str]]:
+    """The lines before the block and after it (all of them before, when there is no block)."""
+    if begin not in lines:
+        return lines, []
+    start = lines.index(begin)
+    stop = lines.index(end, start) if end in lines[start:] else len(lines) - 1
+    return lines[:start], lines[stop + 1 :]

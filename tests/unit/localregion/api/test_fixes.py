@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import threading
 import time
 import urllib.request
@@ -236,6 +237,30 @@ def test_load_balancer_without_scheme_is_internet_facing(endpoint: str) -> None:
         "public": "internet-facing",
         "private": "internal",
     }
+
+
+def test_load_balancer_dns_names_are_elbs_and_never_repeat(endpoint: str) -> None:
+    ec2 = client(endpoint, "ec2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    elbv2 = client(endpoint, "elbv2")
+
+    def create(scheme: str) -> str:
+        created = elbv2.create_load_balancer(
+            Name="web", Subnets=subnets, Type="application", Scheme=scheme
+        )["LoadBalancers"][0]
+        described = elbv2.describe_load_balancers(Names=["web"])["LoadBalancers"][0]
+        assert described["DNSName"] == created["DNSName"]
+        elbv2.delete_load_balancer(LoadBalancerArn=created["LoadBalancerArn"])
+        return str(created["DNSName"])
+
+    first, again, internal = (
+        create("internet-facing"),
+        create("internet-facing"),
+        create("internal"),
+    )
+    assert re.fullmatch(rf"web-\d{{10}}\.{REGION}\.elb\.amazonaws\.com", first), first
+    assert again != first  # a re-created balancer (or another region's) is another name
+    assert re.fullmatch(rf"internal-web-\d{{10}}\.{REGION}\.elb\.amazonaws\.com", internal)
 
 
 # --- Auto Scaling: scaling policies ---------------------------------------------------------
