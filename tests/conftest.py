@@ -85,7 +85,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     base = tmp_path_factory.mktemp("sandbox")
     port = free_port()
     stack_text = stack_text_for_this_worker(
-        (ROOT / "webfleet.toml").read_text().replace("api_port = 4599", f"api_port = {port}")
+        (ROOT / "webfleet.toml")
+        .read_text()
+        .replace("api_port = 4599", f"api_port = {port}")
+        .replace('source = "app"', f'source = "{ROOT / "app"}"')
     )
     stack_file = base / "webfleet.toml"
     stack_file.write_text(stack_text)

@@ -33,8 +33,8 @@ esac
 [ -f "$bundle_dir/bundle.json" ] || fail "$bundle_dir/bundle.json missing: not an unpacked bundle"
 [ -d "$bundle_dir/wheelhouse" ] || fail "$bundle_dir/wheelhouse missing: not an unpacked bundle"
 [ -f "$unit_file" ] || fail "unit file $unit_file missing"
-# The unit decides the bind address; a port mismatch would fail every target group health check.
-grep -q ":$port\\b" "$unit_file" || fail "unit file $unit_file does not bind port $port"
+# The unit tells the app its port ($PORT); a mismatch would fail every target group health check.
+grep -qx "Environment=PORT=$port" "$unit_file" || fail "unit file $unit_file does not set PORT=$port"
 
 app_home=/opt/$app
 venv=$app_home/venv

@@ -52,6 +52,13 @@ class Strict(BaseModel):
 
 class App(Strict):
     name: Name
+    # The app's directory, relative to the stack file.
+    source: Annotated[str, Field(min_length=1)] = "app"
+    # How the bundle is built and installed: a Python project (pyproject.toml) in a venv.
+    runtime: Literal["python"] = "python"
+    # The service's command, run by /bin/sh in the app's directory with the venv's bin/ first on
+    # PATH, $PORT set to app.port and the env file's variables in its environment.
+    start: Annotated[str, Field(min_length=1, pattern=r"^[^\n]*$")]
     port: Port = 8000
     health_check_path: UrlPath = "/healthz"
     env: dict[EnvVarName, str] = Field(default_factory=dict)
@@ -358,6 +365,11 @@ class EnvironmentStack(Strict):
         if self.environment.kind == "local" or ssh.proxy_command is not None:
             return "private_ip"
         return "public_ip"
+
+    @property
+    def app_source_dir(self) -> Path:
+        """app.source, resolved against the stack file's directory."""
+        return (self.source.parent / self.app.source).resolve()
 
     @property
     def ssh_private_key_file(self) -> Path | None:

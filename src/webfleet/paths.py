@@ -23,8 +23,9 @@ class ProjectPaths:
         """The checkout this package runs from (installed editable by scripts/bootstrap).
 
         $WEBFLEET_BUILD_DIR moves the build directories elsewhere (CI artifacts, tests);
-        $WEBFLEET_PROJECT_DIR runs the stages on another copy of the project (app/, packer/,
-        templates/, user_data/, terraform/, specs/), as the end-to-end tests do.
+        $WEBFLEET_PROJECT_DIR runs the stages on another copy of the project (packer/,
+        templates/, user_data/, terraform/, specs/), as the end-to-end tests do; the app is
+        the stack file's app.source.
         """
         build_root = os.environ.get(BUILD_DIR_ENV)
         project = os.environ.get(PROJECT_DIR_ENV)

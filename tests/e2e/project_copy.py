@@ -50,6 +50,11 @@ def copy_project(sandbox: Sandbox, root: Path) -> ProjectPaths:
             ignore=shutil.ignore_patterns(".terraform", "*.egg-info", "__pycache__"),
         )
     (root / ".venv").symlink_to(ROOT / ".venv")  # terraform.rc: the provider mirror
+    # The stack's app.source: the copy's app, which the tests change.
+    text = sandbox.stack_file.read_text()
+    checkout_app = f'source = "{ROOT / "app"}"'
+    assert checkout_app in text
+    sandbox.stack_file.write_text(text.replace(checkout_app, f'source = "{root / "app"}"'))
     return ProjectPaths(root, build_root=sandbox.paths.build_root)
 
 

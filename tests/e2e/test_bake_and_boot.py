@@ -1,15 +1,15 @@
 """bake → boot → testinfra: real Packer, real machines, real SSH.
 
 Order matters in this module: the first bake makes the AMI the later tests boot. (deploy after
-bake, with a key pair the stack names, is part of tests/e2e/test_pipeline_lifecycle.py.)
-The project is a copy of the checkout's app/packer/templates/terraform, so a test can change
-the app and bake again without touching the checkout.
+bake is tests/e2e/test_pipeline_lifecycle.py; with a key pair the stack names,
+tests/e2e/test_broken_app.py.) The project is a copy of the checkout (tests/e2e/project_copy.py),
+and the stack's app.source its app, so a test can change the app and bake again without touching
+the checkout.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Sandbox, quiet_progress
+from tests.e2e.project_copy import copy_project
 from webfleet.paths import ProjectPaths
 from webfleet.stages.bake import BakeResult, bake
 from webfleet.stages.render import render
@@ -27,19 +28,12 @@ from webfleet.stages.verify.specs import SpecContext, run_instance_specs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1.5)]
 
-PROJECT_PARTS = ("app", "packer", "templates", "user_data", "terraform")
 BOOT_SECONDS = 120.0
 
 
 @pytest.fixture(scope="module")
 def project(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> ProjectPaths:
-    root = tmp_path_factory.mktemp("project")
-    for part in PROJECT_PARTS:
-        shutil.copytree(
-            ROOT / part, root / part, ignore=shutil.ignore_patterns(".terraform", "*.egg-info")
-        )
-    (root / ".venv").symlink_to(ROOT / ".venv")  # terraform.rc: the provider mirror
-    return ProjectPaths(root, build_root=sandbox.paths.build_root)
+    return copy_project(sandbox, tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ def _variables(tmp_path: Path, **overrides: str) -> list[str]:
     bundle = tmp_path / "app-bundle.tar.gz"
     unit = tmp_path / "webfleet-demo.service"
     bundle.write_bytes(b"not a real bundle: validate only checks that the file exists")
-    unit.write_text("[Service]\nExecStart=/bin/true --bind 0.0.0.0:8000\n")
+    unit.write_text("[Service]\nEnvironment=PORT=8000\nExecStart=/bin/true\n")
     values = {
         "app_name": "webfleet-demo",
         "app_version": "0.1.0",

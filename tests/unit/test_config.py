@@ -12,6 +12,7 @@ from webfleet.config import StackError, load_stack
 MINIMAL = """
 [app]
 name = "demo"
+start = "gunicorn demo.wsgi --bind 0.0.0.0:$PORT"
 
 [network]
 public_subnets = [{ cidr = "10.42.1.0/24", zone = "a" }, { cidr = "10.42.2.0/24", zone = "b" }]
@@ -74,6 +75,9 @@ MALFORMED: list[tuple[str, str, str, str]] = [
         "app.health_check_path",
     ),
     ("bad app name", 'name = "demo"', 'name = "Demo App"', "app.name"),
+    ("no start command", 'start = "gunicorn demo.wsgi --bind 0.0.0.0:$PORT"\n', "", "app.start"),
+    ("unknown runtime", 'name = "demo"', 'name = "demo"\nruntime = "cobol"', "app.runtime"),
+    ("empty source", 'name = "demo"', 'name = "demo"\nsource = ""', "app.source"),
     (
         "one subnet",
         '{ cidr = "10.42.1.0/24", zone = "a" }, { cidr = "10.42.2.0/24", zone = "b" }',
@@ -242,3 +246,11 @@ def test_ssh_user_must_be_a_user_name(tmp_path: Path) -> None:
     text = MINIMAL.replace("[network]", '[image]\nssh_user = "root; rm"\n\n[network]')
     with pytest.raises(StackError, match=r"image\.ssh_user"):
         load_stack(write(tmp_path, text))
+
+
+def test_app_source_is_relative_to_the_stack_file(tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    text = MINIMAL.replace('name = "demo"', 'name = "demo"\nsource = "../shop"')
+    stack = load_stack(write(tmp_path / "stacks", text))
+    assert stack.app_source_dir == (tmp_path / "shop").resolve()
+    assert load_stack(write(tmp_path, MINIMAL)).app_source_dir == (tmp_path / "app").resolve()

@@ -14,6 +14,7 @@ from typing import Any
 
 from webfleet.config import EnvironmentStack
 from webfleet.drivers.packer import MANIFEST_FILE, PackerError, build, check_packer, read_manifest
+from webfleet.errors import WebfleetError
 from webfleet.paths import ProjectPaths
 from webfleet.reporting import Reporter
 from webfleet.stages.bundle import Bundle, build_bundle
@@ -21,7 +22,6 @@ from webfleet.stages.render import render
 from webfleet.targets import CloudTarget, cloud_target
 
 TEMPLATE = Path("packer") / "app.pkr.hcl"
-APP_DIR = Path("app")
 INSTALL_SCRIPT = Path("packer") / "scripts" / "install-app.sh"
 VARIABLES_FILE = "variables.pkrvars.json"
 
@@ -73,6 +73,20 @@ def packer_variables(
     return variables
 
 
+def app_source(stack: EnvironmentStack) -> Path:
+    """The app's directory (app.source), checked for what its runtime needs before any bake."""
+    directory = stack.app_source_dir
+    where = f"app.source in {stack.source}"
+    if not directory.is_dir():
+        raise WebfleetError(f"{where}: {directory} is not a directory (relative to the stack file)")
+    if stack.app.runtime == "python" and not (directory / "pyproject.toml").is_file():
+        raise WebfleetError(
+            f"{where}: {directory} has no pyproject.toml; a python app is a project with one "
+            "([project] name, version and dependencies)"
+        )
+    return directory
+
+
 def bake(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> BakeResult:
     """Build the bundle, render the unit, run Packer; the new AMI with its name and tags."""
     binary = check_packer()
@@ -84,10 +98,9 @@ def bake(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> Ba
 
     reporter.stage("render", f"environment {env_name}")
     rendered = render(stack, paths)
-    reporter.stage("bundle", f"{APP_DIR}/ with its dependencies as wheels")
-    bundle = build_bundle(
-        paths.root / APP_DIR, build_dir / "bundle", install_script=paths.root / INSTALL_SCRIPT
-    )
+    app_dir = app_source(stack)
+    reporter.stage("bundle", f"{app_dir} with its dependencies as wheels")
+    bundle = build_bundle(app_dir, build_dir / "bundle", install_script=paths.root / INSTALL_SCRIPT)
     reporter.note(
         f"{bundle.name} {bundle.version} ({bundle.commit[:12]}), "
         f"{len(bundle.wheels)} wheels{' (cached)' if bundle.cached else ''}"

@@ -108,6 +108,7 @@ def _jinja(root: Path) -> jinja2.Environment:
         autoescape=False,
     )
     environment.filters["systemd_quote"] = systemd_quote
+    environment.filters["systemd_exec_shell"] = systemd_exec_shell
     return environment
 
 
@@ -131,6 +132,16 @@ def systemd_quote(value: str) -> str:
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
+
+
+def systemd_exec_shell(command: str) -> str:
+    """An ExecStart= value that runs a shell command line, exec'd so the service's main process
+    is the app. systemd would expand $VAR and %x itself: doubled, they reach the shell as
+    written (so $PORT and the env file's variables are the shell's to expand)."""
+    escaped = (
+        command.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$").replace("%", "%%")
+    )
+    return f'/bin/sh -c "exec {escaped}"'
 
 
 def _write_if_changed(path: Path, text: str) -> None:

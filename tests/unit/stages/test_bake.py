@@ -15,8 +15,9 @@ import pytest
 from tests.conftest import ROOT
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.drivers.packer import MANIFEST_FILE, PackerError
+from webfleet.errors import WebfleetError
 from webfleet.paths import ProjectPaths
-from webfleet.stages.bake import packer_variables, variables_path
+from webfleet.stages.bake import app_source, packer_variables, variables_path
 from webfleet.stages.bundle import Bundle
 from webfleet.stages.deploy.apply import baked_ami
 from webfleet.targets import cloud_target
@@ -205,3 +206,13 @@ def test_a_broken_manifest_is_an_error(paths: ProjectPaths) -> None:
     _write_manifest(paths, [_build("run-1", "File")], "run-1")
     with pytest.raises(PackerError, match="not 'region:ami-…'"):
         baked_ami(paths, "local")
+
+
+def test_app_source_must_be_a_python_project(local: EnvironmentStack, tmp_path: Path) -> None:
+    assert app_source(local) == ROOT / "app"
+    elsewhere = local.model_copy(update={"source": tmp_path / "webfleet.toml"})
+    with pytest.raises(WebfleetError, match=r"app\.source in .*: .*/app is not a directory"):
+        app_source(elsewhere)
+    (tmp_path / "app").mkdir()
+    with pytest.raises(WebfleetError, match=r"has no pyproject\.toml"):
+        app_source(elsewhere)

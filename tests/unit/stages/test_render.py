@@ -11,7 +11,13 @@ import yaml
 from tests.conftest import ROOT
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.paths import ProjectPaths
-from webfleet.stages.render import USER_DATA_LIMIT_BYTES, RenderError, render, systemd_quote
+from webfleet.stages.render import (
+    USER_DATA_LIMIT_BYTES,
+    RenderError,
+    render,
+    systemd_exec_shell,
+    systemd_quote,
+)
 
 
 @pytest.fixture
@@ -70,7 +76,29 @@ def test_unit_runs_the_app_as_its_user_on_its_port(
     unit = render(stack, project).unit_file.read_text()
     assert "User=webfleet-demo\n" in unit
     assert "EnvironmentFile=/etc/webfleet-demo/app.env\n" in unit
-    assert "--bind 0.0.0.0:8000 " in unit
+    # app.start, through a shell that expands $PORT (doubled for systemd, which would expand it).
+    assert "Environment=PORT=8000\n" in unit
+    assert "Environment=PATH=/opt/webfleet-demo/venv/bin:/usr/local/bin:/usr/bin:/bin\n" in unit
+    assert (
+        'ExecStart=/bin/sh -c "exec gunicorn webfleet_app.wsgi:application --bind 0.0.0.0:$$PORT '
+        '--workers 2 --access-logfile -"\n'
+    ) in unit
+
+
+def test_start_reaches_the_shell_as_written() -> None:
+    command = 'echo "hi" \\o/ $HOME 100% ${PORT}'
+    line = systemd_exec_shell(command)
+    assert line == '/bin/sh -c "exec echo \\"hi\\" \\\\o/ $$HOME 100%% $${PORT}"'
+    # What systemd hands the shell after its own unquoting (C escapes, $$ and %% undone):
+    argument = line.removeprefix('/bin/sh -c "').removesuffix('"')
+    unquoted = (
+        argument.replace("\\\\", "\0")
+        .replace('\\"', '"')
+        .replace("\0", "\\")
+        .replace("$$", "$")
+        .replace("%%", "%")
+    )
+    assert unquoted == f"exec {command}"
 
 
 def test_rendering_is_deterministic_and_leaves_unchanged_files_alone(

@@ -95,6 +95,7 @@ def test_alb_target_follows_the_stack_listeners(tmp_path: Path) -> None:
 STACK = """
 [app]
 name = "demo"
+start = "demo --port $PORT"
 
 [image]
 {image}

@@ -1,0 +1,162 @@
+"""webfleet's tasks: `webfleet --list` (or `invoke --list` in the checkout) shows them,
+`webfleet --help TASK` explains one.
+
+Each task is a thin shell over webfleet.cli.commands; the work lives in the webfleet package.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from webfleet.cli import commands
+from webfleet.stages.load import LoadPlan
+
+STACK_HELP = {
+    "stack": "stack file (default: webfleet.toml)",
+    "env": "environment from the stack file (default: local, the local region)",
+    "json": "machine-readable output on stdout",
+}
+
+
+def _run(command: Callable[..., None], *args: Any) -> None:
+    try:
+        command(*args)
+    except commands.CommandFailed:
+        raise Exit(code=1) from None
+
+
+@task(help=STACK_HELP)
+def render(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
+    """Render user data, the app env file and the systemd unit under build/<env>/rendered/."""
+    _run(commands.render, stack, env, json)
+
+
+@task(help=STACK_HELP)
+def bake(c: Context, stack: str | None = None, env: str | None = None, json: bool = False) -> None:
+    """Bake the app AMI with Packer; print its id, name and tags (manifest in build/<env>/)."""
+    _run(commands.bake, stack, env, json)
+
+
+@task(
+    help={
+        **STACK_HELP,
+        "wait": "follow the instance refresh a new launch template version starts (default: on)",
+    }
+)
+def deploy(
+    c: Context,
+    stack: str | None = None,
+    env: str | None = None,
+    json: bool = False,
+    wait: bool = True,
+) -> None:
+    """Apply network, ALB, target group, ASG and scaling with Terraform; print the ALB DNS name.
+
+    A new AMI or user data rolls through the fleet as an instance refresh: deploy follows it
+    and fails if it fails or rolls back (--no-wait: return once Terraform is done).
+    """
+    _run(commands.deploy, stack, env, json, wait)
+
+
+VERIFY_HELP = {
+    **STACK_HELP,
+    "failover": "also stop the app on one instance and time its replacement (takes minutes)",
+}
+
+
+@task(help=VERIFY_HELP)
+def verify(
+    c: Context,
+    stack: str | None = None,
+    env: str | None = None,
+    json: bool = False,
+    failover: bool = False,
+) -> None:
+    """Check the deployed stack: instance specs over SSH, HTTP through the ALB; JUnit XML."""
+    _run(commands.verify, stack, env, json, failover)
+
+
+@task(help={**VERIFY_HELP, "failover": "fail one instance over during verify (default: on)"})
+def pipeline(
+    c: Context,
+    stack: str | None = None,
+    env: str | None = None,
+    json: bool = False,
+    failover: bool = True,
+) -> None:
+    """bake → deploy → verify (with failover unless --no-failover); a pass/fail table.
+
+    A rolling deploy (instance refresh) runs under a request stream through the ALB: any failed
+    request, or a refresh that fails or rolls back, fails the pipeline.
+    """
+    _run(commands.pipeline, stack, env, json, failover)
+
+
+@task(
+    help={
+        **STACK_HELP,
+        "rps": "requests per second (1-500)",
+        "duration": "seconds of load (up to 1800)",
+        "settle": "after the load, watch up to this many seconds for the group to shrink to its "
+        "minimum (default 0: stop with the load)",
+        "path": "request path (default /)",
+    }
+)
+def load(
+    c: Context,
+    stack: str | None = None,
+    env: str | None = None,
+    json: bool = False,
+    rps: int = 50,
+    duration: int = 60,
+    settle: int = 0,
+    path: str = "/",
+) -> None:
+    """Drive a bounded request load at the local ALB; show desired/InService capacity and metrics.
+
+    With the stack's target tracking policies the group scales out under the load (up to max)
+    and back in afterwards (down to min): --settle watches that happen.
+    """
+    _run(commands.load, stack, env, json, LoadPlan(int(rps), float(duration), float(settle), path))
+
+
+@task(help=STACK_HELP)
+def destroy(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
+    """Destroy every resource the stack deployed in the environment."""
+    _run(commands.destroy, stack, env, json)
+
+
+@task(name="up", help=STACK_HELP)
+def local_up(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
+    """Start the local region (an AWS API on loopback); does nothing if it already runs."""
+    _run(commands.local_up, stack, env, json)
+
+
+@task(name="down", help=STACK_HELP)
+def local_down(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
+    """Stop the local region and remove every process and piece of state it made."""
+    _run(commands.local_down, stack, env, json)
+
+
+@task(name="status", help=STACK_HELP)
+def local_status(
+    c: Context, stack: str | None = None, env: str | None = None, json: bool = False
+) -> None:
+    """Say whether the local region runs, where, and since when."""
+    _run(commands.local_status, stack, env, json)
+
+
+namespace = Collection(render, bake, deploy, verify, pipeline, load, destroy)
+namespace.add_collection(Collection("local", local_up, local_down, local_status))
