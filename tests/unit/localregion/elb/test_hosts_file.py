@@ -30,12 +30,18 @@ def test_block_is_added_replaced_and_removed_leaving_the_rest_as_it_was(tmp_path
     assert hosts.read_text() == ORIGINAL
 
 
-def test_two_regions_keep_their_own_blocks(tmp_path: Path) -> None:
+def two_regions_blocks(tmp_path: Path) -> tuple[Path, HostsBlock, HostsBlock]:
+    """A hosts file with a block of region one's, then one of region two's."""
     hosts = tmp_path / "hosts"
     hosts.write_text(ORIGINAL)
     first, second = HostsBlock(hosts, "region one"), HostsBlock(hosts, "region two")
     first.write({"one.example": "127.77.1.2"})
     second.write({"two.example": "127.77.2.2"})
+    return hosts, first, second
+
+
+def test_two_regions_keep_their_own_blocks(tmp_path: Path) -> None:
+    hosts, first, second = two_regions_blocks(tmp_path)
     first.remove()
     assert first.entries() == {}
     assert second.entries() == {"two.example": "127.77.2.2"}
@@ -53,11 +59,7 @@ def test_the_file_is_written_in_place(tmp_path: Path) -> None:
 
 
 def test_a_block_keeps_its_place_and_leaves_another_regions_alone(tmp_path: Path) -> None:
-    hosts = tmp_path / "hosts"
-    hosts.write_text(ORIGINAL)
-    first, second = HostsBlock(hosts, "region one"), HostsBlock(hosts, "region two")
-    first.write({"one.example": "127.77.1.2"})
-    second.write({"two.example": "127.77.2.2"})
+    hosts, first, second = two_regions_blocks(tmp_path)
     before_second = hosts.read_text().split("# BEGIN region two")[0]
 
     first.write({"one.example": "127.77.1.2", "uno.example": "127.77.1.3"})
