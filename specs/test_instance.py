@@ -33,6 +33,20 @@ def test_env_file_is_readable_by_the_app_user_only(host: Any, expected: dict[str
     assert env_file.mode == 0o600
 
 
+def test_env_file_names_the_load_balancer(host: Any, expected: dict[str, Any]) -> None:
+    dns_name = expected["load_balancer_dns_name"]
+    if dns_name is None:
+        pytest.skip("no load balancer in front of this instance")
+    # Root's to read (mode 0600, the app's user): the login user reads it with sudo.
+    content = host.check_output("sudo cat %s", expected["env_file_path"])
+    # Only these lines are shown: the file may hold settings that are not for a report.
+    named = [line for line in content.splitlines() if line.startswith(("APP_URL=", "APP_LOAD"))]
+    assert f"APP_LOAD_BALANCER_DNS_NAME={dns_name}" in named, named
+    assert any(re.fullmatch(rf"APP_URL=https?://{re.escape(dns_name)}(:\d+)?", n) for n in named), (
+        named
+    )
+
+
 def test_app_service_is_enabled_and_running(host: Any, expected: dict[str, Any]) -> None:
     service = host.service(expected["service_name"])
     assert service.is_enabled

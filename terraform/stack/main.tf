@@ -99,7 +99,9 @@ module "asg" {
   image_id      = local.ami_id
   instance_type = var.instance_type
   key_name      = local.key_name
-  user_data     = var.user_data
+  # The env file in the user data names the ALB (APP_LOAD_BALANCER_DNS_NAME, APP_URL), which
+  # exists only from here on: webfleet renders a placeholder for its DNS name.
+  user_data = replace(var.user_data, "@@WEBFLEET_LOAD_BALANCER_DNS_NAME@@", module.alb.alb_dns_name)
 
   ssh_ingress_cidrs = var.ssh_ingress_cidrs
 

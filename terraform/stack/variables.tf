@@ -136,7 +136,7 @@ variable "ssh_ingress_cidrs" {
 }
 
 variable "user_data" {
-  description = "Rendered cloud-init user data as plain text (the asg module base64-encodes it)."
+  description = "Rendered cloud-init user data as plain text (the asg module base64-encodes it); @@WEBFLEET_LOAD_BALANCER_DNS_NAME@@ in it becomes the ALB's DNS name."
   type        = string
 
   validation {

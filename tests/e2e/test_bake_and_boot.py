@@ -23,12 +23,13 @@ from tests.conftest import ROOT, Sandbox, quiet_progress
 from tests.e2e.project_copy import copy_project
 from webfleet.paths import ProjectPaths
 from webfleet.stages.bake import BakeResult, bake
-from webfleet.stages.render import render
+from webfleet.stages.render import LOAD_BALANCER_DNS_NAME_PLACEHOLDER, render
 from webfleet.stages.verify.specs import SpecContext, run_instance_specs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1.5)]
 
 BOOT_SECONDS = 120.0
+ALB_DNS_NAME = "webfleet-demo-local-alb-1234567890.us-east-1.elb.amazonaws.com"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,12 @@ def key_file(ec2: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def instance(
     sandbox: Sandbox, project: ProjectPaths, baked: BakeResult, ec2: Any, key_file: Path
 ) -> Iterator[dict[str, Any]]:
-    user_data = render(sandbox.stack(), project).user_data.read_text()
+    # What the stack module does with the rendered user data, here for a made-up ALB name.
+    user_data = (
+        render(sandbox.stack(), project)
+        .user_data.read_text()
+        .replace(LOAD_BALANCER_DNS_NAME_PLACEHOLDER, ALB_DNS_NAME)
+    )
     reservation = ec2.run_instances(
         ImageId=baked.ami_id,
         MinCount=1,
@@ -144,7 +150,7 @@ def test_instance_specs_pass_on_a_machine_from_the_baked_ami(
         [instance["PrivateIpAddress"]],
         ssh_user="admin",
         private_key=key_file,
-        context=SpecContext.of_stack(sandbox.stack()),
+        context=SpecContext.of_stack(sandbox.stack(), ALB_DNS_NAME),
         work_dir=tmp_path,
     )
     failures = [r for r in report.results if r.outcome not in ("passed",)]

@@ -36,6 +36,7 @@ EXPECTED_SPECS = {
     "test_cloud_init_finished_without_errors",
     "test_app_user_exists_as_a_system_user",
     "test_env_file_is_readable_by_the_app_user_only",
+    "test_env_file_names_the_load_balancer",
     "test_app_service_is_enabled_and_running",
     "test_app_listens_on_its_port",
     "test_app_answers_its_health_check",

@@ -24,6 +24,7 @@ from webfleet.fleet import Deployment, FleetView
 from webfleet.stages import rollout
 from webfleet.stages.deploy import apply as deploy_stage
 from webfleet.stages.deploy.apply import DeployResult
+from webfleet.stages.render import LOAD_BALANCER_DNS_NAME_PLACEHOLDER
 
 pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(4)]
 
@@ -154,7 +155,11 @@ def test_launch_template_requires_imdsv2_and_carries_the_rendered_user_data(
     assert data["IamInstanceProfile"]
     user_data = base64.b64decode(data["UserData"]).decode()
     rendered = sandbox.paths.rendered_dir("local") / "user-data.yaml"
-    assert user_data == rendered.read_text()
+    # As rendered, with the ALB's DNS name where the env file had its placeholder.
+    dns_name = deployed.outputs["alb_dns_name"]
+    assert user_data == rendered.read_text().replace(LOAD_BALANCER_DNS_NAME_PLACEHOLDER, dns_name)
+    assert f"APP_LOAD_BALANCER_DNS_NAME={dns_name}\n" in user_data
+    assert f"APP_URL=http://{dns_name}\n" in user_data
     assert yaml.safe_load(user_data)["runcmd"]
     assert data["SecurityGroupIds"] == [deployed.outputs["app_security_group_id"]]
 
@@ -230,7 +235,19 @@ def https_deployed(sandbox: Sandbox, deployed: DeployResult) -> DeployResult:
     text = text.replace('health_check_type = "ELB"', 'health_check_type = "EC2"')
     text = text.replace("instance_warmup = 60", "instance_warmup = 0")
     sandbox.stack_file.write_text(text)
-    return deploy_stage.deploy(sandbox.stack(), sandbox.paths, quiet_progress())
+    changed = deploy_stage.deploy(sandbox.stack(), sandbox.paths, quiet_progress())
+    # APP_URL in the env file is https:// now: a new launch template version, rolled out.
+    assert changed.refresh_id is not None
+    follow(sandbox, changed)
+    return changed
+
+
+def follow(sandbox: Sandbox, changed: DeployResult) -> None:
+    """Follow the instance refresh the deploy started to its end, which must be a success."""
+    assert changed.refresh_id is not None
+    fleet = FleetView(sandbox.target(), Deployment.from_outputs(changed.outputs, Path(".")))
+    rolled = rollout.follow_refresh(fleet, changed.refresh_id, lambda _: None, timeout=300)
+    assert rolled.status == "Successful", rolled
 
 
 def test_http_redirects_to_https_which_forwards_with_the_imported_certificate(
@@ -295,32 +312,25 @@ def test_new_user_data_rolls_a_new_template_version_through_a_refresh(
     assert elapsed < 120, f"deploy after a user data change took {elapsed:.0f}s"
     assert (changed.changes.add, changed.changes.destroy) == (0, 0)
     assert changed.changes.change >= 2
-    assert changed.outputs["launch_template_latest_version"] == 2
+    # Version 2 was the switch to HTTPS (its APP_URL).
+    assert changed.outputs["launch_template_latest_version"] == 3
     autoscaling = sandbox.target().autoscaling()
     (group,) = autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=[changed.outputs["asg_name"]]
     )["AutoScalingGroups"]
-    assert group["LaunchTemplate"]["Version"] == "2"
-    assert changed.refresh_id is not None
-    fleet = FleetView(sandbox.target(), Deployment.from_outputs(changed.outputs, Path(".")))
-    rolled = rollout.follow_refresh(
-        fleet,
-        changed.refresh_id,
-        lambda _: None,
-        timeout=300,
-    )
-    assert rolled.status == "Successful", rolled
+    assert group["LaunchTemplate"]["Version"] == "3"
+    follow(sandbox, changed)
     (group,) = autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=[changed.outputs["asg_name"]]
     )["AutoScalingGroups"]
     # The replaced instances may still be listed as Terminating while they drain.
     in_service = [i for i in group["Instances"] if i["LifecycleState"] == "InService"]
     assert len(in_service) == 2
-    assert {instance["LaunchTemplate"]["Version"] for instance in in_service} == {"2"}
+    assert {instance["LaunchTemplate"]["Version"] for instance in in_service} == {"3"}
     refreshes = autoscaling.describe_instance_refreshes(
         AutoScalingGroupName=changed.outputs["asg_name"]
     )["InstanceRefreshes"]
-    assert [refresh["Status"] for refresh in refreshes] == ["Successful"]
+    assert [refresh["Status"] for refresh in refreshes] == ["Successful", "Successful"]
     again = deploy_stage.deploy(sandbox.stack(), sandbox.paths, quiet_progress())
     assert not again.changes.any
 

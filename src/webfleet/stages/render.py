@@ -19,6 +19,11 @@ from webfleet.paths import ProjectPaths
 
 # EC2 refuses user data over 16 KB, counted before base64 encoding.
 USER_DATA_LIMIT_BYTES = 16 * 1024
+# Stands for the load balancer's DNS name in the env file; the stack module replaces it
+# (terraform/stack/main.tf), since the name exists only once the ALB does.
+LOAD_BALANCER_DNS_NAME_PLACEHOLDER = "@@WEBFLEET_LOAD_BALANCER_DNS_NAME@@"
+# The longest DNS name ELB gives: internal-<32-character name>-<10 digits>.<region>.elb....
+_LONGEST_DNS_NAME = 9 + 32 + 11 + len(".ap-southeast-3.elb.amazonaws.com")
 
 
 class RenderError(WebfleetError):
@@ -73,6 +78,8 @@ def render(stack: EnvironmentStack, paths: ProjectPaths) -> RenderedFiles:
         "service_name": layout.service_name,
         "env_file_path": layout.env_file_path,
         "secrets_refs_path": layout.secrets_refs_path,
+        "load_balancer_dns_name": LOAD_BALANCER_DNS_NAME_PLACEHOLDER,
+        "app_url": app_url(stack, LOAD_BALANCER_DNS_NAME_PLACEHOLDER),
     }
     environment = _jinja(paths.root)
     env_file = _render(environment, "templates/app.env.j2", context)
@@ -80,7 +87,9 @@ def render(stack: EnvironmentStack, paths: ProjectPaths) -> RenderedFiles:
     user_data = _render(
         environment, "user_data/cloud-init.yaml.j2", {**context, "env_file": env_file}
     )
-    size = len(user_data.encode("utf-8"))
+    # Counted with the longest name in the placeholders' place: what the instance will get.
+    longest = user_data.replace(LOAD_BALANCER_DNS_NAME_PLACEHOLDER, "x" * _LONGEST_DNS_NAME)
+    size = len(longest.encode("utf-8"))
     if size > USER_DATA_LIMIT_BYTES:
         raise RenderError(
             f"rendered user data is {size} bytes; EC2 allows {USER_DATA_LIMIT_BYTES}. "
@@ -96,6 +105,16 @@ def render(stack: EnvironmentStack, paths: ProjectPaths) -> RenderedFiles:
     for path, text in zip(files.all(), (user_data, env_file, unit), strict=True):
         _write_if_changed(path, text)
     return files
+
+
+def app_url(stack: EnvironmentStack, dns_name: str) -> str:
+    """The URL users reach the app at: HTTPS when the ALB has it, the port only if not default."""
+    https = stack.load_balancer.https
+    scheme, port = (
+        ("https", https.port) if https is not None else ("http", stack.load_balancer.http.port)
+    )
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{dns_name}" + ("" if port == default else f":{port}")
 
 
 def _jinja(root: Path) -> jinja2.Environment:

@@ -104,3 +104,39 @@ def test_no_secrets_skips(user_data: str, expected: dict[str, Any]) -> None:
         specs.test_user_data_holds_no_secret_values(
             FakeHost(user_data), {**expected, "secrets": {}}
         )
+
+
+class EnvFileHost:
+    """Just enough of testinfra's host to `sudo cat` one env file."""
+
+    def __init__(self, content: str) -> None:
+        self.content = content
+
+    def check_output(self, command: str, *args: str) -> str:
+        assert command == "sudo cat %s" and args == ("/etc/webfleet-demo/app.env",)
+        return self.content
+
+
+DNS_NAME = "shop-local-alb-1234567890.us-east-1.elb.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("content", "passes"),
+    [
+        (f"APP_LOAD_BALANCER_DNS_NAME={DNS_NAME}\nAPP_URL=http://{DNS_NAME}\n", True),
+        (f"APP_LOAD_BALANCER_DNS_NAME={DNS_NAME}\nAPP_URL=https://{DNS_NAME}:8443\n", True),
+        # Terraform did not fill the placeholder, or another balancer's name:
+        ("APP_LOAD_BALANCER_DNS_NAME=@@WEBFLEET_LOAD_BALANCER_DNS_NAME@@\n", False),
+        (f"APP_LOAD_BALANCER_DNS_NAME=other-1.{DNS_NAME}\nAPP_URL=http://{DNS_NAME}\n", False),
+        (f"APP_LOAD_BALANCER_DNS_NAME={DNS_NAME}\n", False),
+    ],
+)
+def test_env_file_spec_wants_the_deployed_load_balancers_name(
+    expected: dict[str, Any], content: str, passes: bool
+) -> None:
+    context = {**expected, "load_balancer_dns_name": DNS_NAME}
+    if passes:
+        specs.test_env_file_names_the_load_balancer(EnvFileHost(content), context)
+    else:
+        with pytest.raises(AssertionError):
+            specs.test_env_file_names_the_load_balancer(EnvFileHost(content), context)

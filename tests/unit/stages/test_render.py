@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,8 +13,10 @@ from tests.conftest import ROOT
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.paths import ProjectPaths
 from webfleet.stages.render import (
+    LOAD_BALANCER_DNS_NAME_PLACEHOLDER,
     USER_DATA_LIMIT_BYTES,
     RenderError,
+    app_url,
     render,
     systemd_exec_shell,
     systemd_quote,
@@ -145,3 +148,36 @@ def test_undefined_template_variable_is_an_error(
 )
 def test_systemd_quote(value: str, quoted: str) -> None:
     assert systemd_quote(value) == quoted
+
+
+def test_env_file_names_the_load_balancer_through_a_placeholder_terraform_fills(
+    project: ProjectPaths, stack: EnvironmentStack
+) -> None:
+    env = render(stack, project).env_file.read_text()
+    assert f"APP_LOAD_BALANCER_DNS_NAME={LOAD_BALANCER_DNS_NAME_PLACEHOLDER}\n" in env
+    assert f"APP_URL=http://{LOAD_BALANCER_DNS_NAME_PLACEHOLDER}\n" in env
+    # The stack module replaces exactly this text (terraform/stack/main.tf).
+    main_tf = (ROOT / "terraform" / "stack" / "main.tf").read_text()
+    assert f'replace(var.user_data, "{LOAD_BALANCER_DNS_NAME_PLACEHOLDER}"' in main_tf
+
+
+@pytest.mark.parametrize(
+    ("listeners", "url"),
+    [
+        ({}, "http://alb.example"),
+        ({"http": {"port": 8080, "action": "forward"}}, "http://alb.example:8080"),
+        (
+            {"https": {"port": 443, "certificate_arn": "arn:aws:acm:us-east-1:1:certificate/x"}},
+            "https://alb.example",
+        ),
+        (
+            {"https": {"port": 8443, "certificate_arn": "arn:aws:acm:us-east-1:1:certificate/x"}},
+            "https://alb.example:8443",
+        ),
+    ],
+)
+def test_app_url_is_the_https_listener_when_there_is_one(
+    stack: EnvironmentStack, listeners: dict[str, Any], url: str
+) -> None:
+    balancer = stack.load_balancer.model_validate({**stack.load_balancer.model_dump(), **listeners})
+    assert app_url(stack.model_copy(update={"load_balancer": balancer}), "alb.example") == url

@@ -166,7 +166,7 @@ def verify(
         )
     else:
         reporter.stage("instance specs", f"{SPECS_DIR}/ over SSH on {len(instances)} instances")
-        record(run_specs(stack, paths, ssh, instances, work_dir))
+        record(run_specs(stack, paths, ssh, instances, work_dir, deployment.alb_dns_name))
 
         alb = traffic.alb_target(stack, deployment)
         reporter.stage("http", f"through {alb.dns_name}")
@@ -209,6 +209,7 @@ def run_specs(
     ssh: SshAccess,
     instances: list[Instance],
     work_dir: Path,
+    load_balancer_dns_name: str | None,
 ) -> list[Check]:
     """The testinfra specs on every instance; one check per spec and instance."""
     by_address: dict[str, Instance] = {}
@@ -237,7 +238,7 @@ def run_specs(
             sorted(by_address),
             ssh_user=ssh.user,
             private_key=ssh.private_key,
-            context=SpecContext.of_stack(stack),
+            context=SpecContext.of_stack(stack, load_balancer_dns_name),
             work_dir=work_dir / "specs",
             proxy_command=ssh.proxy_command,
         )

@@ -42,9 +42,14 @@ class SpecContext:
     # app.secrets: env var -> SSM parameter name. Only the names may reach the user data.
     secrets: dict[str, str] = field(default_factory=dict)
     secrets_refs_path: str = ""
+    # The deployed ALB's DNS name, which the env file must carry (None: no ALB, e.g. a machine
+    # booted straight from the AMI).
+    load_balancer_dns_name: str | None = None
 
     @classmethod
-    def of_stack(cls, stack: EnvironmentStack) -> SpecContext:
+    def of_stack(
+        cls, stack: EnvironmentStack, load_balancer_dns_name: str | None = None
+    ) -> SpecContext:
         layout = InstanceLayout(stack.app.name)
         return cls(
             app_user=layout.app_user,
@@ -54,6 +59,7 @@ class SpecContext:
             health_check_path=stack.app.health_check_path,
             secrets=dict(stack.app.secrets),
             secrets_refs_path=layout.secrets_refs_path,
+            load_balancer_dns_name=load_balancer_dns_name,
         )
 
 
