@@ -46,7 +46,7 @@ def local_region(
                 (ROOT / "webfleet.toml")
                 .read_text()
                 .replace("api_port = 4599", f"api_port = {free_port()}")
-                .replace('source = "app"', f'source = "{ROOT / "app"}"')
+                .replace('source = "examples/sample"', f'source = "{ROOT / "examples" / "sample"}"')
             )
         )
         stack = load_stack(stack_file)

@@ -34,9 +34,32 @@ variable "app_port" {
   default     = 8000
 }
 
+variable "health_check_path" {
+  type        = string
+  description = "The path the smoke check GETs on the builder before the AMI is made (the target group's)."
+  default     = "/healthz"
+}
+
+variable "health_check_matcher" {
+  type        = string
+  description = "The HTTP codes the smoke check accepts: \"200\", \"200,302\" or \"200-299\" (the target group's matcher)."
+  default     = "200"
+}
+
+variable "smoke_check_seconds" {
+  type        = number
+  description = "How long the smoke check waits for the health check to answer before the bake fails."
+  default     = 60
+}
+
 variable "bundle_path" {
   type        = string
-  description = "Path on this machine of app-bundle.tar.gz (wheelhouse/, bundle.json, install-app.sh)."
+  description = "Path on this machine of app-bundle.tar.gz (bundle.json, app/, install-app.sh, smoke-check.sh...)."
+}
+
+variable "env_file_path" {
+  type        = string
+  description = "Path on this machine of the rendered env file: the smoke check runs the service with it."
 }
 
 variable "unit_path" {
@@ -142,6 +165,7 @@ locals {
   build_time = timestamp()
   ami_name   = "${var.app_name}-${var.app_version}-${formatdate("YYYYMMDDhhmmss", local.build_time)}"
   unit_file  = "/tmp/${var.app_name}.service"
+  env_file   = "/tmp/${var.app_name}.env"
 
   image_tags = merge(var.tags, {
     Name      = local.ami_name
@@ -210,12 +234,27 @@ build {
     destination = local.unit_file
   }
 
+  provisioner "file" {
+    source      = var.env_file_path
+    destination = local.env_file
+  }
+
   provisioner "shell" {
     inline = [
       "set -eu",
       "rm -rf /tmp/bundle && mkdir -p /tmp/bundle",
       "tar -xzf /tmp/app-bundle.tar.gz -C /tmp/bundle",
       "sudo sh /tmp/bundle/install-app.sh /tmp/bundle ${var.app_name} ${var.app_port} ${local.unit_file}",
+    ]
+  }
+
+  # The service must answer its health check once here, or no AMI is made.
+  provisioner "shell" {
+    # Packer quotes environment_vars for the shell: a path may hold any character.
+    environment_vars = ["HEALTH_CHECK_PATH=${var.health_check_path}", "MATCHER=${var.health_check_matcher}"]
+    inline = [
+      "sudo sh /tmp/bundle/smoke-check.sh ${var.app_name} ${var.app_port} \"$HEALTH_CHECK_PATH\" \"$MATCHER\" ${local.env_file} ${var.smoke_check_seconds}",
+      "rm -rf /tmp/bundle /tmp/app-bundle.tar.gz ${local.env_file}",
     ]
   }
 

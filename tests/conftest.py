@@ -88,7 +88,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         (ROOT / "webfleet.toml")
         .read_text()
         .replace("api_port = 4599", f"api_port = {port}")
-        .replace('source = "app"', f'source = "{ROOT / "app"}"')
+        .replace('source = "examples/sample"', f'source = "{ROOT / "examples" / "sample"}"')
     )
     stack_file = base / "webfleet.toml"
     stack_file.write_text(stack_text)

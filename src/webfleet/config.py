@@ -50,20 +50,38 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+Runtime = Literal["python", "node", "static", "binary"]
+# A Debian package name (Debian policy 5.6.1): what app.packages may name.
+DebianPackage = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
+# One line: the command runs through /bin/sh.
+ShellCommand = Annotated[str, Field(min_length=1, pattern=r"^[^\n]*$")]
+
+
 class App(Strict):
     name: Name
     # The app's directory, relative to the stack file.
-    source: Annotated[str, Field(min_length=1)] = "app"
-    # How the bundle is built and installed: a Python project (pyproject.toml) in a venv.
-    runtime: Literal["python"] = "python"
-    # The service's command, run by /bin/sh in the app's directory with the venv's bin/ first on
-    # PATH, $PORT set to app.port and the env file's variables in its environment.
-    start: Annotated[str, Field(min_length=1, pattern=r"^[^\n]*$")]
+    source: Annotated[str, Field(min_length=1)] = "."
+    # How the bundle is built and installed: python (a venv from pyproject.toml or
+    # requirements.txt), node (package.json + package-lock.json, Debian's nodejs), static (files
+    # served by Debian's nginx) or binary (a prebuilt executable and its files).
+    runtime: Runtime = "python"
+    # The service's command, run by /bin/sh in the app's directory with $PORT set to app.port
+    # and the env file's variables in its environment. Not for static apps: nginx serves those.
+    start: ShellCommand | None = None
     port: Port = 8000
     health_check_path: UrlPath = "/healthz"
+    # The version in the AMI's name and tags; default: the project's (pyproject.toml,
+    # package.json), else the app directory's last git commit.
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")] | None = None
+    # Debian packages the app needs at run time, for the base image's release, installed offline.
+    packages: list[DebianPackage] = Field(default_factory=list)
+    # Run by /bin/sh in app.source on this machine before bundling (e.g. "npm run build").
+    build: ShellCommand | None = None
+    # static: the directory nginx serves, relative to app.source (e.g. app.build's output).
+    document_root: Annotated[str, Field(min_length=1)] = "."
     env: dict[EnvVarName, str] = Field(default_factory=dict)
-    # Secrets stay out of the stack file and the user data: the instance reads each named SSM
-    # parameter at boot and writes it into the env file.
+    # Secrets stay out of the stack file and the user data: only each SSM parameter's name
+    # reaches the instance (secrets.refs beside the env file).
     secrets: dict[EnvVarName, Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.\-/]+$")]] = Field(
         default_factory=dict
     )
@@ -74,6 +92,30 @@ class App(Strict):
         if both:
             raise ValueError(f"{', '.join(both)} set both in app.env and app.secrets")
         return self
+
+    @model_validator(mode="after")
+    def _start_fits_runtime(self) -> Self:
+        if self.runtime == "static" and self.start is not None:
+            raise ValueError(
+                "app.start: a static app has no start command (nginx serves app.document_root); "
+                'remove it, or use runtime "binary" for a server of your own'
+            )
+        if self.runtime != "static" and self.start is None:
+            raise ValueError(
+                f"app.start: required for runtime {self.runtime!r}: the command that starts the "
+                f"server on $PORT, e.g. {START_EXAMPLES[self.runtime]!r}"
+            )
+        if self.runtime != "static" and self.document_root != ".":
+            raise ValueError('app.document_root: only for runtime "static"')
+        return self
+
+
+# What `init` proposes and errors suggest, per runtime.
+START_EXAMPLES: dict[str, str] = {
+    "python": "gunicorn myapp.wsgi --bind 0.0.0.0:$PORT --workers 2",
+    "node": "node server.js",
+    "binary": "./server --listen :$PORT",
+}
 
 
 class BaseAmi(Strict):
@@ -90,7 +132,7 @@ class Image(Strict):
     )
     base_ami: BaseAmi = Field(default_factory=BaseAmi)
     # An existing EC2 key pair; without one, deploy makes "<app>-<env>-webfleet" from a key it
-    # generates under build/<env>/ssh/.
+    # generates under .webfleet/<env>/ssh/.
     key_name: str | None = None
     # The AMI's login user: "admin" on Debian's AMIs (the base image).
     ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "admin"
@@ -274,7 +316,7 @@ class SshAccess(Strict):
     """How verify reaches the instances over SSH in one environment."""
 
     # The private key of image.key_name (relative to the stack file). Without image.key_name,
-    # webfleet uses the key it generated (build/<env>/ssh/) and this must be left out.
+    # webfleet uses the key it generated (.webfleet/<env>/ssh/) and this must be left out.
     private_key_file: str | None = Field(default=None, min_length=1)
     # Which address of an instance ssh connects to; "instance_id" is for a proxy_command such as
     # SSM's. Default: private_ip for local environments and with a proxy_command, else public_ip.
@@ -476,5 +518,9 @@ def _describe(error: ValidationError) -> list[str]:
             message = "required but missing"
         elif "input" in detail and detail["type"] not in ("value_error", "assertion_error"):
             message = f"{message} (got {detail['input']!r})"
+        field, _, rest = message.partition(": ")
+        if rest and field.startswith(f"{location}."):
+            # A section's own check naming one of its fields: that field is the location.
+            location, message = field, rest
         problems.append(f"{location}: {message}")
     return problems

@@ -1,4 +1,8 @@
-"""Where webfleet keeps things: the project's sources and each environment's build artifacts."""
+"""Where webfleet keeps things: the project's sources and each environment's build artifacts.
+
+Artifacts live with the stack: `.webfleet/<env>/` beside the stack file (`.webfleet/<stem>/<env>/`
+for a stack file not named webfleet.toml), so two apps' stacks never share a build directory.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUILD_DIR_ENV = "WEBFLEET_BUILD_DIR"
+ARTIFACTS_DIR = ".webfleet"
+DEFAULT_STACK_NAME = "webfleet.toml"
 PROJECT_DIR_ENV = "WEBFLEET_PROJECT_DIR"
 
 
 @dataclass(frozen=True)
 class ProjectPaths:
-    """Paths inside one webfleet project; stages exchange artifacts under build/<env>/."""
+    """Paths inside one webfleet project; stages exchange artifacts under .webfleet/<env>/."""
 
     root: Path
     # Where build/<env>/ directories go; tests point it elsewhere.
     build_root: Path | None = None
 
     @classmethod
-    def of_checkout(cls) -> ProjectPaths:
+    def of_checkout(cls, stack_file: Path | None = None) -> ProjectPaths:
         """The checkout this package runs from (installed editable by scripts/bootstrap).
 
-        $WEBFLEET_BUILD_DIR moves the build directories elsewhere (CI artifacts, tests);
+        Build directories go beside stack_file (see stack_artifacts_dir);
+        $WEBFLEET_BUILD_DIR moves them elsewhere (CI artifacts, tests);
         $WEBFLEET_PROJECT_DIR runs the stages on another copy of the project (packer/,
         templates/, user_data/, terraform/, specs/), as the end-to-end tests do; the app is
         the stack file's app.source.
@@ -30,7 +37,9 @@ class ProjectPaths:
         build_root = os.environ.get(BUILD_DIR_ENV)
         project = os.environ.get(PROJECT_DIR_ENV)
         root = Path(project).resolve() if project else Path(__file__).resolve().parents[2]
-        return cls(root, Path(build_root) if build_root else None)
+        if build_root:
+            return cls(root, Path(build_root))
+        return cls(root, stack_artifacts_dir(stack_file) if stack_file is not None else None)
 
     @property
     def terraform_stack(self) -> Path:
@@ -42,7 +51,7 @@ class ProjectPaths:
         return self.root / ".venv" / "terraform.rc"
 
     def build_dir(self, env_name: str) -> Path:
-        return (self.build_root or self.root / "build") / env_name
+        return (self.build_root or self.root / ARTIFACTS_DIR) / env_name
 
     def rendered_dir(self, env_name: str) -> Path:
         return self.build_dir(env_name) / "rendered"
@@ -70,3 +79,10 @@ class ProjectPaths:
     def verify_dir(self, env_name: str) -> Path:
         """verify's reports: JUnit XML, the instance specs' own JUnit, ssh_config."""
         return self.build_dir(env_name) / "verify"
+
+
+def stack_artifacts_dir(stack_file: Path) -> Path:
+    """Where the environments' build directories of one stack file go."""
+    stack_file = stack_file.resolve()
+    base = stack_file.parent / ARTIFACTS_DIR
+    return base if stack_file.name == DEFAULT_STACK_NAME else base / stack_file.stem

@@ -12,8 +12,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webfleet.config import EnvironmentStack
@@ -21,6 +21,9 @@ from webfleet.fleet import Deployment
 
 REQUEST_TIMEOUT_SECONDS = 5.0
 INSTANCE_HEADER = "X-Instance-Id"
+# The instance's hostname (ip-10-0-1-5, or i-0123… with resource names), as webfleet's static
+# nginx and many apps send it: which server answered, the tutorials' "refresh until both answer".
+SERVED_BY_HEADER = "X-Served-By"
 VERSION_HEADER = "X-App-Version"
 STREAM_INTERVAL_SECONDS = 0.1
 
@@ -35,6 +38,7 @@ class Answer:
     location: str | None = None
     error: str | None = None
     tls: str | None = None  # "TLSv1.3, certificate sha256 ab:cd:..." for HTTPS
+    served_by: str | None = None  # X-Served-By: a hostname, see instance_named()
 
     @property
     def ok(self) -> bool:
@@ -123,11 +127,28 @@ def fetch(dns_name: str, listener: Listener, path: str) -> Answer:
             version=response.getheader(VERSION_HEADER),
             location=response.getheader("Location"),
             tls=tls,
+            served_by=response.getheader(SERVED_BY_HEADER),
         )
     except (OSError, http.client.HTTPException) as error:
         return Answer(status=None, error=_error_text(error))
     finally:
         connection.close()
+
+
+def hostnames(instance_id: str, private_ip: str | None) -> dict[str, str]:
+    """The hostnames EC2 gives an instance (IP name and resource name) -> its id."""
+    names = {instance_id: instance_id}
+    if private_ip:
+        names["ip-" + private_ip.replace(".", "-")] = instance_id
+    return names
+
+
+def instance_named(answer: Answer, known: Mapping[str, str]) -> Answer:
+    """The answer with its instance named from X-Served-By when the app sent no X-Instance-Id."""
+    if answer.instance_id is not None or not answer.served_by:
+        return answer
+    host = answer.served_by.strip().split(".", 1)[0].lower()
+    return replace(answer, instance_id=known.get(host, answer.served_by.strip()))
 
 
 def _tls_description(sock: Any) -> str | None:

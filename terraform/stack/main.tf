@@ -46,7 +46,7 @@ resource "aws_acm_certificate" "imported" {
   }
 }
 
-# webfleet's generated key (build/<env>/ssh/), for stacks that name no key pair of their own.
+# webfleet's generated key (.webfleet/<env>/ssh/), for stacks that name no key pair of their own.
 resource "aws_key_pair" "webfleet" {
   count = var.key_name == null && var.ssh_public_key != null ? 1 : 0
 

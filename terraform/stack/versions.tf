@@ -9,6 +9,6 @@ terraform {
     }
   }
 
-  # The path is given at init: terraform init -backend-config=path=build/<env>/terraform.tfstate
+  # The path is given at init: terraform init -backend-config=path=.webfleet/<env>/terraform.tfstate
   backend "local" {}
 }

@@ -20,16 +20,17 @@ from webfleet.localregion.runtime.settings import STATE_DIR_ENV
 from webfleet.paths import BUILD_DIR_ENV, PROJECT_DIR_ENV, ProjectPaths
 from webfleet.stages.deploy.outputs import read_deployment
 
-PROJECT_PARTS = ("app", "packer", "templates", "user_data", "terraform", "specs")
+SAMPLE_APP = Path("examples") / "sample"
+PROJECT_PARTS = (str(SAMPLE_APP), "packer", "templates", "user_data", "terraform", "specs")
 # bake (~1-2 min) + deploy (~2 min) + rollout or verify with failover (boots, health checks).
 PIPELINE_TIMEOUT_SECONDS = 1800
 
 
-def use_test_clocks(sandbox: Sandbox, grace_period: int) -> None:
+def use_test_clocks(stack_file: Path, grace_period: int) -> None:
     """Shorter clocks than the example stack's (tests/integration/test_deploy.py checks those as
     applied): health checks every 5 s (AWS's least), a 5 s drain, a 10 s warmup, and the given
     grace period. Every wait then scales down; the behaviour is the same."""
-    text = sandbox.stack_file.read_text()
+    text = stack_file.read_text()
     for old, new in {
         "interval = 10\n": "interval = 5\n",
         "timeout = 5\n": "timeout = 3\n",
@@ -39,7 +40,7 @@ def use_test_clocks(sandbox: Sandbox, grace_period: int) -> None:
     }.items():
         assert text.count(old) == 1, old
         text = text.replace(old, new)
-    sandbox.stack_file.write_text(text)
+    stack_file.write_text(text)
 
 
 def copy_project(sandbox: Sandbox, root: Path) -> ProjectPaths:
@@ -52,9 +53,9 @@ def copy_project(sandbox: Sandbox, root: Path) -> ProjectPaths:
     (root / ".venv").symlink_to(ROOT / ".venv")  # terraform.rc: the provider mirror
     # The stack's app.source: the copy's app, which the tests change.
     text = sandbox.stack_file.read_text()
-    checkout_app = f'source = "{ROOT / "app"}"'
+    checkout_app = f'source = "{ROOT / SAMPLE_APP}"'
     assert checkout_app in text
-    sandbox.stack_file.write_text(text.replace(checkout_app, f'source = "{root / "app"}"'))
+    sandbox.stack_file.write_text(text.replace(checkout_app, f'source = "{root / SAMPLE_APP}"'))
     return ProjectPaths(root, build_root=sandbox.paths.build_root)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Sandbox, quiet_progress
-from tests.e2e.project_copy import copy_project
+from tests.e2e.project_copy import SAMPLE_APP, copy_project
 from webfleet.paths import ProjectPaths
 from webfleet.stages.bake import BakeResult, bake
 from webfleet.stages.render import LOAD_BALANCER_DNS_NAME_PLACEHOLDER, render
@@ -166,7 +166,7 @@ def test_console_output_shows_the_boot(ec2: Any, instance: dict[str, Any]) -> No
 def test_baking_a_changed_app_makes_a_new_ami_and_keeps_the_old(
     sandbox: Sandbox, project: ProjectPaths, baked: BakeResult, ec2: Any, instance: dict[str, Any]
 ) -> None:
-    pyproject = project.root / "app" / "pyproject.toml"
+    pyproject = project.root / SAMPLE_APP / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('version = "1.0.0"', 'version = "1.0.1"'))
     rebaked = bake(sandbox.stack(), project, quiet_progress())
     assert rebaked.ami_id != baked.ami_id

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Sandbox, quiet_progress
-from tests.e2e.project_copy import copy_project, failed, group, invoke, use_test_clocks
+from tests.e2e.project_copy import SAMPLE_APP, copy_project, failed, group, invoke, use_test_clocks
 from webfleet.localregion.runtime import daemon
 from webfleet.paths import ProjectPaths
 from webfleet.stages.deploy import apply as deploy_stage
@@ -38,7 +38,7 @@ def test_broken_app_from_nothing_fails_at_verify_saying_why(
     # From nothing: a rolling refresh over a good fleet would leave good instances InService
     # (and roll back, tests/e2e/test_pipeline_lifecycle.py); this is what verify says of a
     # broken app.
-    wsgi = project.root / "app" / "src" / "webfleet_app" / "wsgi.py"
+    wsgi = project.root / SAMPLE_APP / "src" / "webfleet_app" / "wsgi.py"
     healthy = 'return _text("200 OK", "ok")'
     assert healthy in wsgi.read_text()
     wsgi.write_text(wsgi.read_text().replace(healthy, 'return _text("500 Broken", "broken")'))
@@ -50,7 +50,7 @@ def test_broken_app_from_nothing_fails_at_verify_saying_why(
     key_file.chmod(0o600)
     # A grace period longer than the test: Auto Scaling must not replace the broken instances
     # while verify looks at them.
-    use_test_clocks(sandbox, grace_period=900)
+    use_test_clocks(sandbox.stack_file, grace_period=900)
     text = sandbox.stack_file.read_text()
     sandbox.stack_file.write_text(
         text.replace("[image]\n", f'[image]\nkey_name = "{KEY_PAIR}"\n', 1).replace(

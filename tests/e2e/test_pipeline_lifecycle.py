@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Sandbox, quiet_progress
-from tests.e2e.project_copy import copy_project, failed, group, invoke, use_test_clocks
+from tests.e2e.project_copy import SAMPLE_APP, copy_project, failed, group, invoke, use_test_clocks
 from webfleet import traffic
 from webfleet.paths import ProjectPaths
 from webfleet.stages.deploy import apply as deploy_stage
@@ -47,7 +47,7 @@ EXPECTED_SPECS = {
 
 @pytest.fixture(scope="module")
 def project(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectPaths]:
-    use_test_clocks(sandbox, grace_period=GRACE_PERIOD_SECONDS)
+    use_test_clocks(sandbox.stack_file, grace_period=GRACE_PERIOD_SECONDS)
     paths = copy_project(sandbox, tmp_path_factory.mktemp("project"))
     try:
         yield paths
@@ -56,7 +56,7 @@ def project(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def set_app_version(project: ProjectPaths, old: str, new: str) -> None:
-    pyproject = project.root / "app" / "pyproject.toml"
+    pyproject = project.root / SAMPLE_APP / "pyproject.toml"
     text = pyproject.read_text()
     assert f'version = "{old}"' in text
     pyproject.write_text(text.replace(f'version = "{old}"', f'version = "{new}"'))
@@ -139,7 +139,7 @@ def test_broken_version_rolls_back_and_the_fleet_keeps_serving(
 ) -> None:
     before = group(sandbox, project)
     good_version = before["LaunchTemplate"]["Version"]
-    wsgi = project.root / "app" / "src" / "webfleet_app" / "wsgi.py"
+    wsgi = project.root / SAMPLE_APP / "src" / "webfleet_app" / "wsgi.py"
     healthy = 'return _text("200 OK", "ok")'
     assert healthy in wsgi.read_text()
     wsgi.write_text(wsgi.read_text().replace(healthy, 'return _text("500 Broken", "broken")'))

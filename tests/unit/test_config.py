@@ -253,4 +253,43 @@ def test_app_source_is_relative_to_the_stack_file(tmp_path: Path) -> None:
     text = MINIMAL.replace('name = "demo"', 'name = "demo"\nsource = "../shop"')
     stack = load_stack(write(tmp_path / "stacks", text))
     assert stack.app_source_dir == (tmp_path / "shop").resolve()
-    assert load_stack(write(tmp_path, MINIMAL)).app_source_dir == (tmp_path / "app").resolve()
+    assert load_stack(write(tmp_path, MINIMAL)).app_source_dir == tmp_path.resolve()
+
+
+APP_WITHOUT_START = MINIMAL.replace('start = "gunicorn demo.wsgi --bind 0.0.0.0:$PORT"\n', "")
+
+
+@pytest.mark.parametrize(
+    ("app_keys", "field", "problem"),
+    [
+        ('runtime = "static"\nstart = "nginx"', "app.start", "static app has no start command"),
+        ('runtime = "node"', "app.start", "required for runtime 'node'"),
+        ('runtime = "binary"', "app.start", "required for runtime 'binary'"),
+        ('start = "x"\ndocument_root = "dist"', "app.document_root", "only for runtime"),
+        ('runtime = "ruby"\nstart = "x"', "app.runtime", "'python', 'node', 'static' or 'binary'"),
+        ('start = "x"\npackages = ["libpq5", "Bad_Name"]', "app.packages.1", "pattern"),
+        ('start = "x"\nbuild = "make\\nmake install"', "app.build", "pattern"),
+        ('start = "x"\nversion = "1.0 beta"', "app.version", "pattern"),
+    ],
+)
+def test_app_keys_are_checked_per_runtime(
+    tmp_path: Path, app_keys: str, field: str, problem: str
+) -> None:
+    text = APP_WITHOUT_START.replace('name = "demo"', f'name = "demo"\n{app_keys}')
+    with pytest.raises(StackError) as error:
+        load_stack(write(tmp_path, text))
+    (line,) = [line for line in error.value.problems if line.startswith(f"{field}:")]
+    assert problem in line
+
+
+@pytest.mark.parametrize(
+    ("app_keys", "runtime"),
+    [
+        ('runtime = "static"\ndocument_root = "dist"\nbuild = "npm run build"', "static"),
+        ('runtime = "node"\nstart = "node server.js"\npackages = ["libvips42"]', "node"),
+        ('runtime = "binary"\nstart = "./server"\nversion = "2.1.0"', "binary"),
+    ],
+)
+def test_each_runtime_validates(tmp_path: Path, app_keys: str, runtime: str) -> None:
+    text = APP_WITHOUT_START.replace('name = "demo"', f'name = "demo"\n{app_keys}')
+    assert load_stack(write(tmp_path, text)).app.runtime == runtime

@@ -1,4 +1,4 @@
-"""The sample app (app/src/webfleet_app) against a fake IMDSv2 service on loopback."""
+"""The sample app (examples/sample/src/webfleet_app) against a fake IMDSv2 service on loopback."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-APP_DIR = ROOT / "app"
+APP_DIR = ROOT / "examples" / "sample"
 # The app is its own project, not installed into .venv: import it from its sources.
 if str(APP_DIR / "src") not in sys.path:
     sys.path.insert(0, str(APP_DIR / "src"))

@@ -101,4 +101,4 @@ def test_uploads_the_manifest_and_the_junit_report(artifact: str) -> None:
     upload = next(s for s in steps() if "upload-artifact" in s.get("uses", ""))
     assert upload["if"] == "always()"  # a failed verify's report is the one most wanted
     paths = [line.strip() for line in upload["with"]["path"].splitlines()]
-    assert f"build/${{{{ env.WEBFLEET_ENV }}}}/{artifact}" in paths
+    assert f".webfleet/${{{{ env.WEBFLEET_ENV }}}}/{artifact}" in paths

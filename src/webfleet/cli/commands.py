@@ -57,7 +57,7 @@ def _explained() -> Iterator[None]:
 def _load(stack_file: str | None, env_name: str | None) -> tuple[EnvironmentStack, ProjectPaths]:
     path = Path(stack_file) if stack_file else DEFAULT_STACK_FILE
     stack = load_stack(path, env_name or DEFAULT_ENVIRONMENT)
-    return stack, ProjectPaths.of_checkout()
+    return stack, ProjectPaths.of_checkout(path)
 
 
 def _emit_json(document: dict[str, Any]) -> None:
@@ -73,7 +73,7 @@ def render(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
         return
     console.print(f"rendered for environment [bold]{stack.env_name}[/]:")
     for path in files.all():
-        console.print(f"  {path.relative_to(paths.root)}")
+        console.print(f"  {_shown(path)}")
 
 
 def bake(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
@@ -100,13 +100,15 @@ def bake(stack_file: str | None, env_name: str | None, as_json: bool) -> None:
     table.add_row("AMI", f"{result.ami_id} ({result.region})")
     table.add_row("name", result.name)
     table.add_row("tags", ", ".join(f"{key}={value}" for key, value in result.tags.items()))
-    table.add_row("manifest", _relative(result.manifest_path, paths.root))
-    table.add_row("log", _relative(result.log_path, paths.root))
+    table.add_row("manifest", _shown(result.manifest_path))
+    table.add_row("log", _shown(result.log_path))
     console.print(table)
 
 
-def _relative(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+def _shown(path: Path) -> str:
+    """A path as the user can use it: relative to where they are, if it is below."""
+    here = Path.cwd()
+    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
 
 
 def deploy(stack_file: str | None, env_name: str | None, as_json: bool, wait: bool = True) -> None:
@@ -252,7 +254,7 @@ def _report_verify(
         console.print(table)
         console.print(
             f"{summary.passed} passed, {summary.failed} failed, {summary.skipped} skipped "
-            f"in {result.seconds:.1f} s; JUnit XML: {_relative(result.junit_path, paths.root)}"
+            f"in {result.seconds:.1f} s; JUnit XML: {_shown(result.junit_path)}"
         )
     if not result.passed:
         failed = result.failures()

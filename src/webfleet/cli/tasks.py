@@ -12,7 +12,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from webfleet.cli import commands
+from webfleet.cli import commands, init_command
 from webfleet.stages.load import LoadPlan
 
 STACK_HELP = {
@@ -29,17 +29,46 @@ def _run(command: Callable[..., None], *args: Any) -> None:
         raise Exit(code=1) from None
 
 
+# Long options only: -h would be --health-check-path's, where users expect help.
+@task(
+    auto_shortflags=False,
+    help={
+        "stack": "the stack file to write (default: webfleet.toml); never overwritten",
+        "runtime": "python, node, static or binary (default: detected from the directory)",
+        "name": "app.name (default: the directory's name, made lowercase [a-z][a-z0-9-], "
+        "at most 20)",
+        "port": "app.port (default: the framework's usual port, or the one the app falls back to)",
+        "health-check-path": "app.health_check_path (default: a health-like route the app "
+        "declares, else /healthz; / for static)",
+    },
+)
+def init(
+    c: Context,
+    stack: str | None = None,
+    runtime: str | None = None,
+    name: str | None = None,
+    port: str | None = None,
+    health_check_path: str | None = None,
+) -> None:
+    """Write a commented stack file for the app in this directory; never replaces a file.
+
+    Detects the runtime (pyproject.toml or requirements.txt: python, package.json: node,
+    index.html: static) and proposes app.start, app.port and app.health_check_path.
+    """
+    _run(init_command.init, stack, runtime, name, port, health_check_path)
+
+
 @task(help=STACK_HELP)
 def render(
     c: Context, stack: str | None = None, env: str | None = None, json: bool = False
 ) -> None:
-    """Render user data, the app env file and the systemd unit under build/<env>/rendered/."""
+    """Render user data, the app env file and the systemd unit under .webfleet/<env>/rendered/."""
     _run(commands.render, stack, env, json)
 
 
 @task(help=STACK_HELP)
 def bake(c: Context, stack: str | None = None, env: str | None = None, json: bool = False) -> None:
-    """Bake the app AMI with Packer; print its id, name and tags (manifest in build/<env>/)."""
+    """Bake the app AMI with Packer; print its id, name and tags (manifest in .webfleet/<env>/)."""
     _run(commands.bake, stack, env, json)
 
 
@@ -158,5 +187,5 @@ def local_status(
     _run(commands.local_status, stack, env, json)
 
 
-namespace = Collection(render, bake, deploy, verify, pipeline, load, destroy)
+namespace = Collection(init, render, bake, deploy, verify, pipeline, load, destroy)
 namespace.add_collection(Collection("local", local_up, local_down, local_status))

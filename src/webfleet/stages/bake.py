@@ -1,8 +1,8 @@
 """The bake stage: the app bundle and its systemd unit baked into an AMI by Packer.
 
-Inputs: the stack, the app (app/) and packer/app.pkr.hcl. Outputs under build/<env>/: the bundle
-(bundle/), Packer's variables (packer/variables.pkrvars.json), its log (logs/) and the manifest
-(packer-manifest.json), which `deploy` reads for the AMI to launch.
+Inputs: the stack, the app (app.source) and packer/app.pkr.hcl. Outputs in the stack's build
+directory: the bundle (bundle/), Packer's variables (packer/variables.pkrvars.json), its log
+(logs/) and the manifest (packer-manifest.json), which `deploy` reads for the AMI to launch.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from typing import Any
 
 from webfleet.config import EnvironmentStack
 from webfleet.drivers.packer import MANIFEST_FILE, PackerError, build, check_packer, read_manifest
-from webfleet.errors import WebfleetError
 from webfleet.paths import ProjectPaths
 from webfleet.reporting import Reporter
-from webfleet.stages.bundle import Bundle, build_bundle
-from webfleet.stages.render import render
+from webfleet.stages.bundle import CONFIG_DIR, Bundle, BundleRequest, build_bundle
+from webfleet.stages.render import RenderedFiles, render
 from webfleet.targets import CloudTarget, cloud_target
 
 TEMPLATE = Path("packer") / "app.pkr.hcl"
-INSTALL_SCRIPT = Path("packer") / "scripts" / "install-app.sh"
+SCRIPTS_DIR = Path("packer") / "scripts"
+# Scripts the bundle carries for the builder (packer/app.pkr.hcl runs them).
+BUNDLE_SCRIPTS = ("install-app.sh", "install-debs.sh", "smoke-check.sh")
 VARIABLES_FILE = "variables.pkrvars.json"
 
 
@@ -50,7 +51,7 @@ def packer_variables(
     target: CloudTarget,
     *,
     bundle: Bundle,
-    unit_path: Path,
+    rendered: RenderedFiles,
     manifest: Path,
 ) -> dict[str, Any]:
     """Values for the variables packer/app.pkr.hcl declares (the others keep their defaults)."""
@@ -59,8 +60,11 @@ def packer_variables(
         "app_version": bundle.version,
         "git_commit": bundle.commit,
         "app_port": stack.app.port,
+        "health_check_path": stack.health_check_path,
+        "health_check_matcher": stack.load_balancer.health_check.matcher,
         "bundle_path": str(bundle.path.resolve()),
-        "unit_path": str(unit_path.resolve()),
+        "unit_path": str(rendered.unit_file.resolve()),
+        "env_file_path": str(rendered.env_file.resolve()),
         "manifest_path": str(manifest.resolve()),
         "tags": stack.tags,
         "base_ami_owners": stack.image.base_ami.owners,
@@ -73,18 +77,15 @@ def packer_variables(
     return variables
 
 
-def app_source(stack: EnvironmentStack) -> Path:
-    """The app's directory (app.source), checked for what its runtime needs before any bake."""
-    directory = stack.app_source_dir
-    where = f"app.source in {stack.source}"
-    if not directory.is_dir():
-        raise WebfleetError(f"{where}: {directory} is not a directory (relative to the stack file)")
-    if stack.app.runtime == "python" and not (directory / "pyproject.toml").is_file():
-        raise WebfleetError(
-            f"{where}: {directory} has no pyproject.toml; a python app is a project with one "
-            "([project] name, version and dependencies)"
-        )
-    return directory
+def bundle_request(
+    stack: EnvironmentStack, paths: ProjectPaths, rendered: RenderedFiles
+) -> BundleRequest:
+    """What goes into the bundle: the app, the builder's scripts and the rendered app config."""
+    files = {name: paths.root / SCRIPTS_DIR / name for name in BUNDLE_SCRIPTS}
+    if rendered.nginx_conf is not None:
+        files[f"{CONFIG_DIR}/nginx.conf"] = rendered.nginx_conf
+    # The build directory may sit inside app.source (a stack file beside the app's code).
+    return BundleRequest.of_stack(stack, files, exclude=[paths.build_dir(stack.env_name)])
 
 
 def bake(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> BakeResult:
@@ -98,21 +99,22 @@ def bake(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> Ba
 
     reporter.stage("render", f"environment {env_name}")
     rendered = render(stack, paths)
-    app_dir = app_source(stack)
-    reporter.stage("bundle", f"{app_dir} with its dependencies as wheels")
-    bundle = build_bundle(app_dir, build_dir / "bundle", install_script=paths.root / INSTALL_SCRIPT)
+    request = bundle_request(stack, paths, rendered)
+    reporter.stage("bundle", f"{request.source} ({stack.app.runtime}) with its dependencies")
+    bundle = build_bundle(request, build_dir / "bundle", reporter.note)
+    contents = [f"{len(bundle.wheels)} wheels"] if bundle.wheels else []
+    contents += [f"{len(bundle.debs)} Debian packages"] if bundle.debs else []
     reporter.note(
-        f"{bundle.name} {bundle.version} ({bundle.commit[:12]}), "
-        f"{len(bundle.wheels)} wheels{' (cached)' if bundle.cached else ''}"
+        f"{bundle.name} {bundle.version} ({bundle.commit[:12]}), {stack.app.runtime}"
+        + (f", {', '.join(contents)}" if contents else "")
+        + (" (cached)" if bundle.cached else "")
     )
 
     target = cloud_target(stack)
     manifest = manifest_path(paths, env_name)
     var_file = variables_path(paths, env_name)
     var_file.parent.mkdir(parents=True, exist_ok=True)
-    variables = packer_variables(
-        stack, target, bundle=bundle, unit_path=rendered.unit_file, manifest=manifest
-    )
+    variables = packer_variables(stack, target, bundle=bundle, rendered=rendered, manifest=manifest)
     var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     previous = read_manifest(manifest)
 

@@ -35,9 +35,12 @@ class RenderedFiles:
     user_data: Path
     env_file: Path
     unit_file: Path
+    # The nginx config of a static app (baked into the image), else None.
+    nginx_conf: Path | None = None
 
     def all(self) -> list[Path]:
-        return [self.user_data, self.env_file, self.unit_file]
+        files = [self.user_data, self.env_file, self.unit_file]
+        return files + ([self.nginx_conf] if self.nginx_conf is not None else [])
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,19 @@ class InstanceLayout:
         return f"/opt/{self.app_name}"
 
     @property
+    def code_dir(self) -> str:
+        """The app's files (app.source as bundled); the service's working directory."""
+        return f"{self.app_dir}/app"
+
+    @property
+    def venv_dir(self) -> str:
+        return f"{self.app_dir}/venv"
+
+    @property
+    def nginx_conf_path(self) -> str:
+        return f"{self.app_dir}/nginx.conf"
+
+    @property
     def service_name(self) -> str:
         return f"{self.app_name}.service"
 
@@ -68,13 +84,18 @@ class InstanceLayout:
 
 
 def render(stack: EnvironmentStack, paths: ProjectPaths) -> RenderedFiles:
-    """Render every instance file for the stack's environment into build/<env>/rendered/."""
+    """Render every instance file for the stack's environment into .webfleet/<env>/rendered/."""
     layout = InstanceLayout(stack.app.name)
     context: dict[str, Any] = {
         "app": stack.app,
         "env_name": stack.env_name,
         "app_user": layout.app_user,
         "app_dir": layout.app_dir,
+        "code_dir": layout.code_dir,
+        "venv_dir": layout.venv_dir,
+        "nginx_conf_path": layout.nginx_conf_path,
+        "start_command": start_command(stack, layout),
+        "health_check_path": stack.health_check_path,
         "service_name": layout.service_name,
         "env_file_path": layout.env_file_path,
         "secrets_refs_path": layout.secrets_refs_path,
@@ -84,6 +105,11 @@ def render(stack: EnvironmentStack, paths: ProjectPaths) -> RenderedFiles:
     environment = _jinja(paths.root)
     env_file = _render(environment, "templates/app.env.j2", context)
     unit = _render(environment, "templates/app.service.j2", context)
+    nginx_conf = (
+        _render(environment, "templates/nginx-static.conf.j2", context)
+        if stack.app.runtime == "static"
+        else None
+    )
     user_data = _render(
         environment, "user_data/cloud-init.yaml.j2", {**context, "env_file": env_file}
     )
@@ -101,10 +127,19 @@ def render(stack: EnvironmentStack, paths: ProjectPaths) -> RenderedFiles:
         user_data=out / "user-data.yaml",
         env_file=out / "app.env",
         unit_file=out / layout.service_name,
+        nginx_conf=out / "nginx.conf" if nginx_conf is not None else None,
     )
-    for path, text in zip(files.all(), (user_data, env_file, unit), strict=True):
+    texts = [user_data, env_file, unit] + ([nginx_conf] if nginx_conf is not None else [])
+    for path, text in zip(files.all(), texts, strict=True):
         _write_if_changed(path, text)
     return files
+
+
+def start_command(stack: EnvironmentStack, layout: InstanceLayout) -> str:
+    """The service's command line: app.start, or Debian's nginx with the baked config (static)."""
+    if stack.app.start is not None:
+        return stack.app.start
+    return f'/usr/sbin/nginx -c {layout.nginx_conf_path} -e stderr -g "daemon off;"'
 
 
 def app_url(stack: EnvironmentStack, dns_name: str) -> str:

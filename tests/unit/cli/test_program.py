@@ -28,7 +28,7 @@ def task_names(command: str, cwd: Path) -> set[str]:
 def test_webfleet_offers_the_checkouts_tasks_from_any_directory(tmp_path: Path) -> None:
     names = task_names("webfleet", tmp_path)
     assert names == task_names("invoke", ROOT)
-    assert {"bake", "deploy", "verify", "pipeline", "destroy", "local.up"} <= names
+    assert {"init", "bake", "deploy", "verify", "pipeline", "destroy", "local.up"} <= names
 
 
 def test_webfleet_reads_the_stack_file_of_the_directory_it_runs_in(tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ from webfleet.config import EnvironmentStack, load_stack
 from webfleet.drivers.packer import MANIFEST_FILE, PackerError
 from webfleet.errors import WebfleetError
 from webfleet.paths import ProjectPaths
-from webfleet.stages.bake import app_source, packer_variables, variables_path
-from webfleet.stages.bundle import Bundle
+from webfleet.stages.bake import bundle_request, packer_variables, variables_path
+from webfleet.stages.bundle import Bundle, build_bundle
 from webfleet.stages.deploy.apply import baked_ami
+from webfleet.stages.render import RenderedFiles, render
 from webfleet.targets import cloud_target
 
 TEMPLATE = ROOT / "packer" / "app.pkr.hcl"
@@ -36,12 +37,14 @@ def _bundle(directory: Path) -> Bundle:
     path.write_bytes(b"bundle")
     return Bundle(
         path=path,
-        wheelhouse=directory / "wheelhouse",
-        manifest=directory / "bundle.json",
+        tree=directory / "tree",
+        manifest=directory / "tree" / "bundle.json",
         name="webfleet-app",
         version="1.0.0",
         commit="0123456789abcdef0123456789abcdef01234567",
+        runtime="python",
         wheels={},
+        debs={},
         cached=True,
     )
 
@@ -49,11 +52,13 @@ def _bundle(directory: Path) -> Bundle:
 def _variables(stack: EnvironmentStack, tmp_path: Path) -> dict[str, Any]:
     unit = tmp_path / "webfleet-demo.service"
     unit.write_text("[Service]\nExecStart=/opt/webfleet-demo/venv/bin/app --bind 0.0.0.0:8000\n")
+    env_file = tmp_path / "app.env"
+    env_file.write_text("APP_NAME=webfleet-demo\n")
     return packer_variables(
         stack,
         cloud_target(stack),
         bundle=_bundle(tmp_path),
-        unit_path=unit,
+        rendered=RenderedFiles(tmp_path / "user-data.yaml", env_file, unit),
         manifest=tmp_path / "build" / MANIFEST_FILE,
     )
 
@@ -74,8 +79,11 @@ def test_local_variables_from_the_example_stack(local: EnvironmentStack, tmp_pat
         "app_version": "1.0.0",
         "git_commit": "0123456789abcdef0123456789abcdef01234567",
         "app_port": 8000,
+        "health_check_path": "/healthz",
+        "health_check_matcher": "200",
         "bundle_path": str(tmp_path / "app-bundle.tar.gz"),
         "unit_path": str(tmp_path / "webfleet-demo.service"),
+        "env_file_path": str(tmp_path / "app.env"),
         "manifest_path": str(tmp_path / "build" / "packer-manifest.json"),
         "tags": {
             "App": "webfleet-demo",
@@ -208,11 +216,26 @@ def test_a_broken_manifest_is_an_error(paths: ProjectPaths) -> None:
         baked_ami(paths, "local")
 
 
-def test_app_source_must_be_a_python_project(local: EnvironmentStack, tmp_path: Path) -> None:
-    assert app_source(local) == ROOT / "app"
+def test_bundle_errors_name_the_field_before_anything_is_built(
+    local: EnvironmentStack, tmp_path: Path
+) -> None:
     elsewhere = local.model_copy(update={"source": tmp_path / "webfleet.toml"})
-    with pytest.raises(WebfleetError, match=r"app\.source in .*: .*/app is not a directory"):
-        app_source(elsewhere)
-    (tmp_path / "app").mkdir()
-    with pytest.raises(WebfleetError, match=r"has no pyproject\.toml"):
-        app_source(elsewhere)
+    paths = ProjectPaths(ROOT, tmp_path / "build")
+    request = bundle_request(elsewhere, paths, render(elsewhere, paths))
+    assert request.source == (tmp_path / "examples" / "sample").resolve()
+    with pytest.raises(WebfleetError, match=r"app\.source in .*: .*/sample is not a directory"):
+        build_bundle(request, tmp_path / "bundle")
+    request.source.mkdir(parents=True)
+    with pytest.raises(WebfleetError, match=r"no requirements\.txt or pyproject\.toml"):
+        build_bundle(request, tmp_path / "bundle")
+    assert not (tmp_path / "bundle" / "app-bundle.tar.gz").exists()
+
+
+def test_the_bundle_carries_the_builder_scripts_and_excludes_the_build_dir(
+    local: EnvironmentStack, tmp_path: Path
+) -> None:
+    paths = ProjectPaths(ROOT, local.source.parent / ".webfleet")
+    request = bundle_request(local, paths, render(local, ProjectPaths(ROOT, tmp_path)))
+    assert sorted(request.files) == ["install-app.sh", "install-debs.sh", "smoke-check.sh"]
+    assert request.exclude == (paths.build_dir("local"),)
+    assert request.release.suite == "bookworm" and request.release.architecture == "amd64"

@@ -1,7 +1,10 @@
-"""webfleet.stages.bundle: the real app bundle, and an offline install from it (install-app.sh)."""
+"""webfleet.stages.bundle: the sample app's real bundle (python, no Debian packages), and an
+offline install from it as install-app.sh does it. Node and static bundles, which need the Debian
+archive and the npm registry, are in tests/integration/test_app_bundles.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,21 +17,39 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT
 from webfleet.errors import WebfleetError
-from webfleet.stages import bundle as bundle_module
-from webfleet.stages.bundle import Bundle, build_bundle
+from webfleet.stages.bundle import Bundle, BundleRequest, build_bundle
+from webfleet.stages.bundle.debs import DebianRelease
 
-APP_DIR = ROOT / "app"
-INSTALL_SCRIPT = ROOT / "packer" / "scripts" / "install-app.sh"
+APP_DIR = ROOT / "examples" / "sample"
+SCRIPTS = ROOT / "packer" / "scripts"
+INSTALL_SCRIPT = SCRIPTS / "install-app.sh"
+BOOKWORM = DebianRelease("bookworm", "12", "amd64")
+
+
+def request(app_dir: Path = APP_DIR, **changes: Any) -> BundleRequest:
+    files = {
+        name: SCRIPTS / name for name in ("install-app.sh", "install-debs.sh", "smoke-check.sh")
+    }
+    sample = BundleRequest(
+        app_name="webfleet-demo",
+        runtime="python",
+        source=app_dir,
+        where="app.source in webfleet.toml",
+        release=BOOKWORM,
+        files=files,
+    )
+    return dataclasses.replace(sample, **changes)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    return build_bundle(APP_DIR, tmp_path_factory.mktemp("bundle"))
+    return build_bundle(request(), tmp_path_factory.mktemp("bundle"))
 
 
 def _offline_env() -> dict[str, str]:
@@ -39,16 +60,22 @@ def _offline_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def venv(built: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with the app installed as install-app.sh does it: offline, from the wheelhouse."""
+    """A venv with the app installed as install-app.sh does it: offline, the whole wheelhouse."""
     venv = tmp_path_factory.mktemp("venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--find-links",
-         str(built.wheelhouse), "--disable-pip-version-check", "--no-cache-dir", "--quiet",
-         "webfleet-app"],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-deps",
+         "--disable-pip-version-check", "--no-cache-dir", "--quiet",
+         *map(str, sorted(built.wheelhouse.glob("*.whl")))],
         check=True, env=_offline_env(),
     )  # fmt: skip
     return venv
+
+
+def members_text(tar: tarfile.TarFile, name: str) -> str:
+    member = tar.extractfile(name)
+    assert member is not None
+    return member.read().decode()
 
 
 def _sha256(path: Path) -> str:
@@ -67,10 +94,13 @@ def test_bundle_holds_app_and_gunicorn_wheels_with_their_hashes(built: Bundle) -
     assert built.commit == "unknown" or len(built.commit) == 40
 
 
-def test_tarball_holds_wheelhouse_manifest_and_install_script(built: Bundle) -> None:
+def test_tarball_holds_app_wheelhouse_manifest_and_scripts(built: Bundle) -> None:
     with tarfile.open(built.path) as tar:
         members = {m.name: m for m in tar.getmembers()}
-        assert {"bundle.json", "install-app.sh"} <= set(members)
+        assert {"bundle.json", "install-app.sh", "smoke-check.sh"} <= set(members)
+        assert {"app/pyproject.toml", "app/src/webfleet_app/wsgi.py"} <= set(members)
+        assert not [name for name in members if "__pycache__" in name or "egg-info" in name]
+        assert json.loads(members_text(tar, "bundle.json"))["runtime"] == "python"
         assert {f"wheelhouse/{n}" for n in built.wheels} <= set(members)
         assert members["install-app.sh"].mode & 0o111
         script = tar.extractfile("install-app.sh")
@@ -81,7 +111,7 @@ def test_tarball_holds_wheelhouse_manifest_and_install_script(built: Bundle) -> 
 def test_rebuild_reuses_wheelhouse_and_gives_same_bytes(built: Bundle) -> None:
     before = built.path.read_bytes()
     started = time.monotonic()
-    again = build_bundle(APP_DIR, built.path.parent)
+    again = build_bundle(request(), built.path.parent)
     assert again.cached
     assert again.wheels == built.wheels
     assert again.path.read_bytes() == before
@@ -92,16 +122,54 @@ def test_changed_source_rebuilds(built: Bundle, tmp_path: Path) -> None:
     app = tmp_path / "app"
     shutil.copytree(APP_DIR, app, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     out = tmp_path / "out"
-    out.mkdir()
-    shutil.copytree(built.wheelhouse, out / "wheelhouse")
-    # Pretend the wheelhouse was built from these sources, then change them.
-    key = bundle_module._source_key(app)
-    (out / bundle_module.WHEELHOUSE_KEY_FILE).write_text(key)
-    assert build_bundle(app, out).cached
+    first = build_bundle(request(app), out)
+    assert not first.cached and build_bundle(request(app), out).cached
     init = app / "src" / "webfleet_app" / "__init__.py"
     init.write_text(init.read_text() + "# changed\n")
-    assert bundle_module._source_key(app) != key
-    assert not bundle_module._wheelhouse_matches(out, bundle_module._source_key(app))
+    assert not build_bundle(request(app), out).cached
+    # A new Debian release or app.version is a new bundle too, the same files or not.
+    assert not build_bundle(request(app, version="1.0.1"), out).cached
+
+
+def test_app_build_runs_first_and_its_failure_stops_the_bundle(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(APP_DIR, app, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    built = build_bundle(request(app, build="echo built > generated.txt"), tmp_path / "out")
+    assert (built.tree / "app" / "generated.txt").read_text() == "built\n"
+    with pytest.raises(WebfleetError) as error:
+        build_bundle(request(app, build="echo compiling; exit 3"), tmp_path / "out2")
+    message = str(error.value)
+    assert "app.build" in message and "exit code 3" in message and "compiling" in message
+    assert not (tmp_path / "out2").exists()
+
+
+def test_requirements_txt_app_ships_its_files_and_pinned_wheels(
+    built: Bundle, tmp_path: Path
+) -> None:
+    # A requirements.txt app (no pyproject): its code is shipped as files, its pins as wheels.
+    app = tmp_path / "flaskless"
+    app.mkdir()
+    (app / "server.py").write_text("print('hello')\n")
+    gunicorn = next(name for name in built.wheels if name.startswith("gunicorn-"))
+    version = gunicorn.split("-")[1]
+    (app / "requirements.txt").write_text(f"gunicorn=={version}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        # Offline: the wheel comes from the sample's wheelhouse, as from an index.
+        for key, value in _offline_env().items():
+            patch.setenv(key, value)
+        patch.setenv("PIP_FIND_LINKS", str(built.wheelhouse))
+        bundle = build_bundle(request(app, app_name="flaskless", version="0.3"), tmp_path / "out")
+    assert (bundle.name, bundle.version) == ("flaskless", "0.3")
+    # gunicorn and what it depends on: the sample's wheels but the sample's own.
+    assert set(bundle.wheels) == {n for n in built.wheels if not n.startswith("webfleet_app-")}
+    assert (bundle.tree / "app" / "server.py").is_file()
+
+
+def test_python_app_without_dependency_file_names_what_to_add(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "uv.lock").write_text("")
+    with pytest.raises(WebfleetError, match=r"has uv\.lock but no requirements\.txt.*uv export"):
+        build_bundle(request(tmp_path / "app"), tmp_path / "out")
 
 
 def test_build_leaves_the_app_dir_clean(built: Bundle) -> None:
@@ -125,11 +193,11 @@ def test_pip_failure_names_package_and_index(tmp_path: Path) -> None:
         # Offline on purpose: the missing package fails fast, whatever the index holds.
         patch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels"))
         with pytest.raises(WebfleetError) as error:
-            build_bundle(app, tmp_path / "out")
+            build_bundle(request(app), tmp_path / "out")
     message = str(error.value)
     assert "setuptools" in message or "webfleet-no-such-dep" in message
     assert "package index" in message
-    assert not (tmp_path / "out" / "wheelhouse").exists()
+    assert not (tmp_path / "out" / "tree").exists()
 
 
 def test_install_script_is_valid_sh() -> None:

@@ -181,3 +181,40 @@ def test_app_url_is_the_https_listener_when_there_is_one(
 ) -> None:
     balancer = stack.load_balancer.model_validate({**stack.load_balancer.model_dump(), **listeners})
     assert app_url(stack.model_copy(update={"load_balancer": balancer}), "alb.example") == url
+
+
+def test_static_app_gets_nginx_with_its_port_health_path_and_instance_name(
+    project: ProjectPaths,
+) -> None:
+    static = load_stack(ROOT / "examples" / "static" / "webfleet.toml", "local")
+    health = static.model_copy(
+        update={"app": static.app.model_copy(update={"health_check_path": "/health"})}
+    )
+    files = render(health, project)
+    assert files.nginx_conf is not None and files.nginx_conf in files.all()
+    conf = files.nginx_conf.read_text()
+    assert "listen 80 default_server;" in conf
+    assert "root /opt/static-site/app;" in conf
+    assert "location = /health {" in conf and "ssi on;" in conf
+    assert "add_header X-Served-By $hostname always;" in conf
+    unit = files.unit_file.read_text()
+    assert (
+        'ExecStart=/bin/sh -c "exec /usr/sbin/nginx -c /opt/static-site/nginx.conf -e stderr '
+        '-g \\"daemon off;\\""' in unit
+    )
+    # Port 80 without root: the one capability it needs.
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in unit
+    assert "RuntimeDirectory=static-site" in unit and "NoNewPrivileges=true" in unit
+    # "/" is a file of the site: no location of its own.
+    plain = render(static, project).nginx_conf
+    assert plain is not None and "location = /" not in plain.read_text()
+
+
+def test_node_and_python_units_put_their_tools_first_on_path(project: ProjectPaths) -> None:
+    node = render(load_stack(ROOT / "examples" / "node" / "webfleet.toml", "local"), project)
+    unit = node.unit_file.read_text()
+    assert "Environment=PATH=/opt/node-api/app/node_modules/.bin:/usr/local/bin" in unit
+    assert "WorkingDirectory=/opt/node-api/app" in unit and node.nginx_conf is None
+    assert "AmbientCapabilities" not in unit  # port 3000
+    sample = render(load_stack(ROOT / "webfleet.toml", "local"), project).unit_file.read_text()
+    assert "Environment=PATH=/opt/webfleet-demo/venv/bin:" in sample

@@ -1,4 +1,4 @@
-"""deploy's artifact: its Terraform outputs (build/<env>/deploy-outputs.json), which the later
+"""deploy's artifact: its Terraform outputs (.webfleet/<env>/deploy-outputs.json), which the later
 stages (rollout, verify, load) read to find the fleet."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The SSH key webfleet makes for an environment whose stack names no key pair (image.key_name).
 
-deploy generates it once under build/<env>/ssh/ (ed25519, private key 0600) and Terraform turns
+deploy generates it once under .webfleet/<env>/ssh/ (ed25519, private key 0600) and Terraform turns
 its public half into the key pair "<app>-<env>-webfleet" of the launch template; verify logs in
 to the instances with the private half. Re-runs reuse the key, so the launch template (and the
 fleet) does not change because of it.

@@ -3,8 +3,9 @@
 Every listener answers as the stack configures it (HTTP forwards, or redirects to HTTPS; HTTPS
 completes a TLS handshake and forwards), the health path answers with the matcher's code,
 every InService instance answers within a bounded number of requests (the app names itself in
-X-Instance-Id), every response carries the expected app version (X-App-Version), and the target
-group reports every instance healthy.
+X-Instance-Id, or its hostname in X-Served-By), every response carries the expected app version
+(X-App-Version, if the app sends it), and the target group reports every instance healthy. An app
+that names neither its instance nor its version has those two checks skipped, saying why.
 
 The certificate chain is not verified: the ALB's DNS name is never the certificate's name on
 AWS, and locally the certificate is self-signed. The handshake itself is checked.
@@ -109,6 +110,14 @@ def check_distribution(
             break
     passed, detail = distribution_verdict(instance_ids, answers, limit)
     name = f"every instance answers through {listener.protocol} :{listener.port}"
+    if answers and all(a.ok and not a.instance_id for a in answers):
+        detail = (
+            f"{len(answers)} requests answered, none naming its instance: the app sends no "
+            "X-Instance-Id or X-Served-By header (its hostname), so which one answered is not "
+            "known; each instance was checked on it (specs) and by the target group"
+        )
+        check = Check(name, alb.dns_name, True, detail, _since(started), True, GROUP)
+        return check, answers
     check = Check(name, alb.dns_name, passed, detail, _since(started), group=GROUP)
     return check, answers
 
@@ -147,6 +156,9 @@ def check_version(alb: AlbTarget, answers: Sequence[Answer], expected: str | Non
         )
     # The app's answers: they name the instance (the load balancer's own error pages do not).
     answered = [a for a in answers if a.instance_id]
+    if answers and all(a.ok and not a.version for a in answers):
+        detail = f"expected {expected}; the app sends no X-App-Version header, nothing to compare"
+        return Check(name, alb.dns_name, True, detail, 0.0, skipped=True, group=GROUP)
     if not answered:
         statuses = Counter(a.describe() for a in answers)
         seen = ", ".join(f"{what} x{n}" for what, n in statuses.most_common(3)) or "no requests"

@@ -1,9 +1,9 @@
 """The verify stage: prove that what `deploy` made works, on AWS and in the local region alike.
 
-Inputs: the stack, deploy's outputs (build/<env>/deploy-outputs.json), the newest bake's manifest
-(the expected app version) and the SSH key (webfleet's own under build/<env>/ssh/, or the stack's
-environments.<env>.ssh.private_key_file). Outputs under build/<env>/verify/: junit.xml (every
-check), the instance specs' own JUnit XML and the ssh_config used.
+Inputs: the stack, deploy's outputs (.webfleet/<env>/deploy-outputs.json), the newest bake's
+manifest (the expected app version) and the SSH key (webfleet's own under .webfleet/<env>/ssh/,
+or the stack's environments.<env>.ssh.private_key_file). Outputs under .webfleet/<env>/verify/:
+junit.xml (every check), the instance specs' own JUnit XML and the ssh_config used.
 
 Order: wait (bounded) for the fleet to settle, run the testinfra specs on every InService
 instance over SSH, check HTTP through the ALB's DNS name, then optionally fail one instance over.
@@ -275,8 +275,12 @@ def run_http_checks(
     instances: list[Instance],
     expected: ExpectedVersion | None,
 ) -> list[Check]:
+    known: dict[str, str] = {}
+    for instance in instances:
+        known.update(traffic.hostnames(instance.instance_id, instance.private_ip))
+
     def fetch(listener: traffic.Listener, path: str) -> traffic.Answer:
-        return traffic.fetch(alb.dns_name, listener, path)
+        return traffic.instance_named(traffic.fetch(alb.dns_name, listener, path), known)
 
     ids = [instance.instance_id for instance in instances]
     checks = http_checks.check_listeners(alb, fetch)

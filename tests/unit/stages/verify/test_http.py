@@ -17,7 +17,7 @@ from webfleet.stages.verify.http import (
     distribution_verdict,
     matcher_accepts,
 )
-from webfleet.traffic import AlbTarget, Answer, Listener, fetch
+from webfleet.traffic import AlbTarget, Answer, Listener, fetch, hostnames, instance_named
 
 HTTP = Listener("HTTP", 80, "forward")
 ALB = AlbTarget("demo-alb.local", (HTTP,), "/healthz", "200")
@@ -111,6 +111,35 @@ def test_version_check() -> None:
     assert from_the_balancer.detail == "expected 1.0.1; no answer came from the app (503 x4)"
     unknown = check_version(ALB, answers, None)
     assert unknown.skipped and unknown.passed
+
+
+def test_an_app_that_names_no_instance_or_version_has_those_checks_skipped() -> None:
+    anonymous = cycle([Answer(200)])
+    check, seen = check_distribution(ALB, ["i-1", "i-2"], lambda _l, _p: next(anonymous))
+    assert check.skipped and check.passed
+    assert "sends no X-Instance-Id or X-Served-By" in check.detail
+    version = check_version(ALB, seen, "1.0.1")
+    assert version.skipped and "sends no X-App-Version" in version.detail
+    # Errors are never skipped over: a 502 with no names fails as before.
+    broken = cycle([Answer(502)])
+    check, seen = check_distribution(ALB, ["i-1"], lambda _l, _p: next(broken))
+    assert not check.passed and not check.skipped
+    assert not check_version(ALB, seen, "1.0.1").passed
+
+
+def test_served_by_hostnames_name_the_instance() -> None:
+    known = {**hostnames("i-1", "10.42.1.5"), **hostnames("i-2", None)}
+    assert instance_named(Answer(200, served_by="ip-10-42-1-5"), known).instance_id == "i-1"
+    resolved = instance_named(Answer(200, served_by="ip-10-42-1-5.ec2.internal"), known)
+    assert resolved.instance_id == "i-1"
+    assert (
+        instance_named(Answer(200, served_by="i-2.us-east-1.compute.internal"), known).instance_id
+        == "i-2"
+    )
+    # An unknown host is a stranger (not InService), not nobody.
+    assert instance_named(Answer(200, served_by="web-7"), known).instance_id == "web-7"
+    # X-Instance-Id, when sent, wins.
+    assert instance_named(Answer(200, "i-9", served_by="ip-10-42-1-5"), known).instance_id == "i-9"
 
 
 def test_target_health_names_each_unhealthy_target_and_why() -> None:
