@@ -63,21 +63,27 @@ def invoke(
     sandbox: Sandbox, project: ProjectPaths, *args: str, timeout: float = PIPELINE_TIMEOUT_SECONDS
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Run the real CLI against the sandbox and the project copy; its --json document."""
+    command = [str(ROOT / ".venv" / "bin" / "invoke"), *args, "--stack", str(sandbox.stack_file)]
+    env = {
+        **sandbox.environment(),
+        STATE_DIR_ENV: str(sandbox.region_state),
+        BUILD_DIR_ENV: str(sandbox.paths.build_root),
+        PROJECT_DIR_ENV: str(project.root),
+    }
+    result, document = run_json(command, ROOT, env, timeout)
+    if document is None:
+        pytest.fail(f"no JSON from invoke {args[0]} (exit {result.returncode}):\n{result.stderr}")
+    return result, document
+
+
+def run_json(
+    command: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    """Run a webfleet command with --json; its result and document (None if it printed none)."""
     result = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "invoke"),
-            *args,
-            "--stack",
-            str(sandbox.stack_file),
-            "--json",
-        ],
-        cwd=ROOT,
-        env={
-            **sandbox.environment(),
-            STATE_DIR_ENV: str(sandbox.region_state),
-            BUILD_DIR_ENV: str(sandbox.paths.build_root),
-            PROJECT_DIR_ENV: str(project.root),
-        },
+        [*command, "--json"],
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -86,7 +92,7 @@ def invoke(
     try:
         document: dict[str, Any] = json.loads(result.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"no JSON from invoke {args[0]} (exit {result.returncode}):\n{result.stderr}")
+        return result, None
     return result, document
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Sandbox
-from tests.e2e.project_copy import PIPELINE_TIMEOUT_SECONDS, failed, use_test_clocks
+from tests.e2e.project_copy import PIPELINE_TIMEOUT_SECONDS, failed, run_json, use_test_clocks
 from webfleet.paths import BUILD_DIR_ENV, PROJECT_DIR_ENV, ProjectPaths, stack_artifacts_dir
 from webfleet.stages.deploy.outputs import read_deployment
 
@@ -49,20 +49,8 @@ def webfleet(
         for key, value in sandbox.environment().items()
         if key not in (BUILD_DIR_ENV, PROJECT_DIR_ENV)
     }
-    result = subprocess.run(
-        [str(WEBFLEET), *args, "--json"],
-        cwd=directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    try:
-        document: dict[str, Any] = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        document = {}
-    return result, document
+    result, document = run_json([str(WEBFLEET), *args], directory, env, timeout)
+    return result, document or {}
 
 
 def get(dns_name: str, port: int, path: str) -> tuple[int, dict[str, str], bytes]:

@@ -22,7 +22,7 @@ from webfleet.stages.bake import bundle_request
 from webfleet.stages.bundle import BundleRequest, build_bundle
 from webfleet.stages.render import render
 
-pytestmark = pytest.mark.runtime_minutes(2)
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(0.5)]
 
 
 def example(name: str, tmp_path: Path) -> tuple[BundleRequest, Path]:

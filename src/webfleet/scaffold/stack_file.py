@@ -12,6 +12,7 @@ import jinja2
 
 from webfleet.errors import WebfleetError
 from webfleet.scaffold.proposal import Note, Proposal
+from webfleet.stages.render import jinja_environment
 
 TEMPLATE = "templates/webfleet.toml.j2"
 # The project's line length: comments wrap to it.
@@ -37,14 +38,7 @@ class StackDraft:
 
 
 def render(draft: StackDraft, project_root: Path) -> str:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(project_root),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    environment = jinja_environment(project_root)
     environment.filters["toml"] = toml_value
     environment.filters["comment"] = comment
     try:

@@ -152,8 +152,9 @@ def app_url(stack: EnvironmentStack, dns_name: str) -> str:
     return f"{scheme}://{dns_name}" + ("" if port == default else f":{port}")
 
 
-def _jinja(root: Path) -> jinja2.Environment:
-    environment = jinja2.Environment(
+def jinja_environment(root: Path) -> jinja2.Environment:
+    """Templates under root as webfleet renders them all: strict, whitespace kept as written."""
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(root),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -161,6 +162,10 @@ def _jinja(root: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+def _jinja(root: Path) -> jinja2.Environment:
+    environment = jinja_environment(root)
     environment.filters["systemd_quote"] = systemd_quote
     environment.filters["systemd_exec_shell"] = systemd_exec_shell
     return environment

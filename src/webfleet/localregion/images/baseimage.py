@@ -141,6 +141,11 @@ def detect_mirror(suite: str = DEFAULT_SUITE, apt_dir: Path = Path("/etc/apt")) 
     override = os.environ.get(MIRROR_ENV)
     if override:
         return override.rstrip("/")
+    return host_mirror(suite, apt_dir) or DEFAULT_MIRROR
+
+
+def host_mirror(suite: str, apt_dir: Path = Path("/etc/apt")) -> str | None:
+    """The first mirror the host's apt sources list for suite, or None."""
     # The order apt reads them in: sources.list, then sources.list.d/ alphabetically.
     listed = sorted((apt_dir / "sources.list.d").glob("*"))
     for path in [apt_dir / "sources.list", *listed]:
@@ -156,7 +161,7 @@ def detect_mirror(suite: str = DEFAULT_SUITE, apt_dir: Path = Path("/etc/apt")) 
             continue  # apt ignores other names (e.g. *.disabled)
         if found:
             return found[0]
-    return DEFAULT_MIRROR
+    return None
 
 
 def default_cache_dir() -> Path:

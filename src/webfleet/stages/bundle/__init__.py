@@ -14,7 +14,6 @@ The bundle is cached by the hash of all that goes into it: an unchanged app is n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ from webfleet.config import EnvironmentStack, Runtime
 from webfleet.errors import WebfleetError
 from webfleet.stages.bundle import node_deps, python_deps
 from webfleet.stages.bundle.archive import pack_tree
-from webfleet.stages.bundle.debs import DebianRelease, PackageIndex, image_release
+from webfleet.stages.bundle.debs import DebianRelease, PackageIndex, image_release, sha256_of
 from webfleet.stages.bundle.source import app_files, content_key, copy_files
 
 BUNDLE_FILE = "app-bundle.tar.gz"
@@ -148,7 +147,7 @@ def build_bundle(
             on_progress("wheels for the image's Python (pip wheel)")
             python_deps.build_wheelhouse(app, project, tree / WHEELHOUSE_DIR)
             _remove_build_leftovers(app)
-            wheels = {p.name: _sha256(p) for p in sorted((tree / WHEELHOUSE_DIR).glob("*.whl"))}
+            wheels = {p.name: sha256_of(p) for p in sorted((tree / WHEELHOUSE_DIR).glob("*.whl"))}
             if version is None and project.name is not None:
                 version = python_deps.wheel_version(project.name, list(wheels))
         elif isinstance(project, node_deps.NodeProject):
@@ -240,7 +239,7 @@ def _key_inputs(request: BundleRequest) -> list[str]:
     if request.runtime == "python":
         inputs.append(f"python {sys.version_info[:2]}")
     for name, path in sorted(request.files.items()):
-        inputs.append(f"file {name} {_sha256(path)}")
+        inputs.append(f"file {name} {sha256_of(path)}")
     return inputs
 
 
@@ -301,11 +300,3 @@ def _git_commit(app_dir: Path) -> str:
         return "unknown"
     commit = result.stdout.strip()
     return commit if result.returncode == 0 and commit else "unknown"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

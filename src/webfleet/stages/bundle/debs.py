@@ -33,8 +33,7 @@ from webfleet.errors import WebfleetError
 from webfleet.localregion.images.baseimage import (
     MIRROR_ENV,
     detect_mirror,
-    mirrors_in_deb822_sources,
-    mirrors_in_one_line_sources,
+    host_mirror,
 )
 
 # Debian release number (as in Debian's AMI names, debian-12-amd64-*) -> suite.
@@ -129,23 +128,9 @@ def default_cache_dir(release: DebianRelease) -> Path:
 
 def security_mirror(suite: str, apt_dir: Path = Path("/etc/apt")) -> str:
     """The host's apt source for <suite>-security, else Debian's."""
-    # As detect_mirror reads them, without its override: $WEBFLEET_DEBIAN_MIRROR is the main
-    # archive, which has no -security suite.
-    listed = sorted((apt_dir / "sources.list.d").glob("*"))
-    for path in [apt_dir / "sources.list", *listed]:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        if path.name == "sources.list" or path.suffix == ".list":
-            found = mirrors_in_one_line_sources(text, f"{suite}-security")
-        elif path.suffix == ".sources":
-            found = mirrors_in_deb822_sources(text, f"{suite}-security")
-        else:
-            continue
-        if found:
-            return found[0]
-    return DEFAULT_SECURITY_MIRROR
+    # Without detect_mirror's override: $WEBFLEET_DEBIAN_MIRROR is the main archive, which has
+    # no -security suite.
+    return host_mirror(f"{suite}-security", apt_dir) or DEFAULT_SECURITY_MIRROR
 
 
 @dataclass(frozen=True)
