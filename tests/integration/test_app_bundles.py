@@ -1,15 +1,23 @@
-"""Node and static bundles from the examples, and the bad inputs that stop a bake before Packer.
+"""Node and static bundles from the examples, an ASGI app and a binary one, and the bad inputs
+that stop a bake before Packer.
 
-Real parts: npm against the registry (npm ci --omit=dev), apt against the Debian archive for the
-image's release (the .debs of nodejs and nginx), the bundle's tarball. No region is needed.
+Real parts: npm against the registry (npm ci --omit=dev), pip against PyPI, apt against the
+Debian archive for the image's release (the .debs of nodejs and nginx), the bundle's tarball, an
+offline install and a real uvicorn. No region is needed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import tarfile
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,9 +28,10 @@ from webfleet.errors import WebfleetError
 from webfleet.paths import ProjectPaths
 from webfleet.stages.bake import bundle_request
 from webfleet.stages.bundle import BundleRequest, build_bundle
+from webfleet.stages.bundle.debs import image_release
 from webfleet.stages.render import render
 
-pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(0.5)]
+pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(1.5)]
 
 
 def example(name: str, tmp_path: Path) -> tuple[BundleRequest, Path]:
@@ -104,3 +113,90 @@ def test_a_failing_app_build_stops_the_bundle_with_its_output(tmp_path: Path) ->
     with pytest.raises(WebfleetError) as error:
         build_bundle(failing, out)
     assert "exit code 127" in str(error.value) and "vite: command not found" in str(error.value)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get_when_up(url: str, process: subprocess.Popen[bytes]) -> bytes:
+    deadline = time.monotonic() + 30
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while True:
+        try:
+            with opener.open(url, timeout=3) as response:
+                body: bytes = response.read()
+                return body
+        except OSError:
+            assert process.poll() is None, "the server exited"
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_an_asgi_app_from_requirements_runs_offline_from_its_wheelhouse(tmp_path: Path) -> None:
+    # A FastAPI app as users write it: main.py and an unpinned requirements.txt.
+    app = tmp_path / "api"
+    app.mkdir()
+    (app / "main.py").write_text(
+        "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n"
+        '@app.get("/healthz")\ndef health() -> dict[str, bool]:\n    return {"ok": True}\n'
+    )
+    (app / "requirements.txt").write_text("fastapi\nuvicorn\n")
+    request = BundleRequest(
+        app_name="api",
+        runtime="python",
+        source=app,
+        where="app.source in webfleet.toml",
+        release=image_release("debian-12-amd64-*", "x86_64"),
+    )
+    bundle = build_bundle(request, tmp_path / "bundle")
+    assert {wheel.split("-")[0] for wheel in bundle.wheels} >= {"fastapi", "uvicorn", "starlette"}
+    # As install-app.sh does it: a venv with exactly the wheelhouse, no index.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    offline = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-deps",
+         "--quiet", *map(str, sorted(bundle.wheelhouse.glob("*.whl")))],
+        check=True, env={**offline, "PIP_CONFIG_FILE": os.devnull},
+    )  # fmt: skip
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(venv / "bin" / "uvicorn"), "main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=bundle.tree / "app",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert json.loads(_get_when_up(f"http://127.0.0.1:{port}/healthz", server)) == {"ok": True}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_binary_app_keeps_its_executable_and_links(tmp_path: Path) -> None:
+    app = tmp_path / "server"
+    (app / "bin").mkdir(parents=True)
+    executable = app / "bin" / "server"
+    executable.write_text('#!/bin/sh\nexec python3 -m http.server "$PORT"\n')
+    executable.chmod(0o755)
+    (app / "config.yaml").write_text("greeting: hi\n")
+    (app / "server").symlink_to("bin/server")
+    request = BundleRequest(
+        app_name="server",
+        runtime="binary",
+        source=app,
+        where="app.source in webfleet.toml",
+        release=image_release("debian-12-amd64-*", "x86_64"),
+        version="2.1.0",
+    )
+    bundle = build_bundle(request, tmp_path / "bundle")
+    assert (bundle.version, bundle.wheels, bundle.debs) == ("2.1.0", {}, {})
+    with tarfile.open(bundle.path) as tar:
+        entries = {member.name: member for member in tar.getmembers()}
+    assert entries["app/bin/server"].mode == 0o755 and entries["app/config.yaml"].mode == 0o644
+    assert entries["app/server"].issym() and entries["app/server"].linkname == "bin/server"
