@@ -49,6 +49,8 @@ def _variables(tmp_path: Path, **overrides: str) -> list[str]:
     unit = tmp_path / "webfleet-demo.service"
     bundle.write_bytes(b"not a real bundle: validate only checks that the file exists")
     unit.write_text("[Service]\nEnvironment=PORT=8000\nExecStart=/bin/true\n")
+    env_file = tmp_path / "app.env"
+    env_file.write_text("APP_NAME=webfleet-demo\n")
     values = {
         "app_name": "webfleet-demo",
         "app_version": "0.1.0",
@@ -56,6 +58,7 @@ def _variables(tmp_path: Path, **overrides: str) -> list[str]:
         "region": "us-east-1",
         "bundle_path": str(bundle),
         "unit_path": str(unit),
+        "env_file_path": str(env_file),
         "manifest_path": str(tmp_path / "packer-manifest.json"),
         **overrides,
     }
