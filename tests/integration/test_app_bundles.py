@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -23,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from webfleet.config import load_stack
+from webfleet.config import Runtime, load_stack
 from webfleet.errors import WebfleetError
+from webfleet.localregion.runtime.ports import free_port
 from webfleet.paths import ProjectPaths
 from webfleet.stages.bake import bundle_request
 from webfleet.stages.bundle import BundleRequest, build_bundle
@@ -41,6 +41,18 @@ def example(name: str, tmp_path: Path) -> tuple[BundleRequest, Path]:
     stack = load_stack(directory / "webfleet.toml")
     paths = ProjectPaths(ROOT, directory / ".webfleet")
     return bundle_request(stack, paths, render(stack, paths)), paths.build_dir("local") / "bundle"
+
+
+def own_app(name: str, runtime: Runtime, source: Path, version: str | None = None) -> BundleRequest:
+    """A bundle request for an app made by the test, on Debian 12 amd64."""
+    return BundleRequest(
+        app_name=name,
+        runtime=runtime,
+        source=source,
+        where="app.source in webfleet.toml",
+        release=image_release("debian-12-amd64-*", "x86_64"),
+        version=version,
+    )
 
 
 def members(path: Path) -> set[str]:
@@ -115,13 +127,6 @@ def test_a_failing_app_build_stops_the_bundle_with_its_output(tmp_path: Path) ->
     assert "exit code 127" in str(error.value) and "vite: command not found" in str(error.value)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _get_when_up(url: str, process: subprocess.Popen[bytes]) -> bytes:
     deadline = time.monotonic() + 30
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -146,14 +151,7 @@ def test_an_asgi_app_from_requirements_runs_offline_from_its_wheelhouse(tmp_path
         '@app.get("/healthz")\ndef health() -> dict[str, bool]:\n    return {"ok": True}\n'
     )
     (app / "requirements.txt").write_text("fastapi\nuvicorn\n")
-    request = BundleRequest(
-        app_name="api",
-        runtime="python",
-        source=app,
-        where="app.source in webfleet.toml",
-        release=image_release("debian-12-amd64-*", "x86_64"),
-    )
-    bundle = build_bundle(request, tmp_path / "bundle")
+    bundle = build_bundle(own_app("api", "python", app), tmp_path / "bundle")
     assert {wheel.split("-")[0] for wheel in bundle.wheels} >= {"fastapi", "uvicorn", "starlette"}
     # As install-app.sh does it: a venv with exactly the wheelhouse, no index.
     venv = tmp_path / "venv"
@@ -164,7 +162,7 @@ def test_an_asgi_app_from_requirements_runs_offline_from_its_wheelhouse(tmp_path
          "--quiet", *map(str, sorted(bundle.wheelhouse.glob("*.whl")))],
         check=True, env={**offline, "PIP_CONFIG_FILE": os.devnull},
     )  # fmt: skip
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(venv / "bin" / "uvicorn"), "main:app", "--host", "127.0.0.1", "--port", str(port)],
         cwd=bundle.tree / "app",
@@ -186,15 +184,7 @@ def test_a_binary_app_keeps_its_executable_and_links(tmp_path: Path) -> None:
     executable.chmod(0o755)
     (app / "config.yaml").write_text("greeting: hi\n")
     (app / "server").symlink_to("bin/server")
-    request = BundleRequest(
-        app_name="server",
-        runtime="binary",
-        source=app,
-        where="app.source in webfleet.toml",
-        release=image_release("debian-12-amd64-*", "x86_64"),
-        version="2.1.0",
-    )
-    bundle = build_bundle(request, tmp_path / "bundle")
+    bundle = build_bundle(own_app("server", "binary", app, version="2.1.0"), tmp_path / "bundle")
     assert (bundle.version, bundle.wheels, bundle.debs) == ("2.1.0", {}, {})
     with tarfile.open(bundle.path) as tar:
         entries = {member.name: member for member in tar.getmembers()}

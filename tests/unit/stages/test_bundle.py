@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -23,6 +22,7 @@ import pytest
 
 from tests.conftest import ROOT
 from webfleet.errors import WebfleetError
+from webfleet.localregion.runtime.ports import free_port
 from webfleet.stages.bundle import Bundle, BundleRequest, build_bundle
 from webfleet.stages.bundle.debs import DebianRelease
 
@@ -219,18 +219,11 @@ def test_installed_app_imports_offline(venv: Path) -> None:
     assert "gunicorn" in (version.stdout + version.stderr)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def gunicorn(venv: Path, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     # A closed loopback port as IMDS: the app must never reach for 169.254.169.254 here.
-    env = {**_offline_env(), "APP_IMDS_URL": f"http://127.0.0.1:{_free_port()}"}
+    env = {**_offline_env(), "APP_IMDS_URL": f"http://127.0.0.1:{free_port()}"}
     process = subprocess.Popen(
         [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
          "webfleet_app.wsgi:application"],

@@ -164,7 +164,7 @@ def build_bundle(
             shutil.copy2(path, target)
         manifest = {
             "app": request.app_name,
-            "name": _project_name(project) or request.app_name,
+            "name": (project.name if project is not None else None) or request.app_name,
             "version": version or _version_from_commit(commit),
             "commit": commit,
             "runtime": request.runtime,
@@ -269,11 +269,6 @@ def _read(out_dir: Path, *, cached: bool) -> Bundle:
         debs=data["debs"],
         cached=cached,
     )
-
-
-def _project_name(project: object) -> str | None:
-    name = getattr(project, "name", None)
-    return name if isinstance(name, str) else None
 
 
 def _version_from_commit(commit: str) -> str:

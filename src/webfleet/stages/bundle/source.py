@@ -33,7 +33,8 @@ def app_files(app_dir: Path, runtime: Runtime, *, exclude: Iterable[Path] = ()) 
         parts = path.relative_to(app_dir).parts
         if any(part in names or part.endswith(suffixes) for part in parts):
             continue
-        if any(path.resolve() == skip or skip in path.resolve().parents for skip in excluded):
+        resolved = path.resolve()
+        if any(resolved == skip or skip in resolved.parents for skip in excluded):
             continue
         if path.is_symlink() or path.is_file():
             found.append(path)
