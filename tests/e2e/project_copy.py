@@ -19,6 +19,7 @@ from tests.conftest import ROOT, Sandbox
 from webfleet.localregion.runtime.settings import STATE_DIR_ENV
 from webfleet.paths import BUILD_DIR_ENV, PROJECT_DIR_ENV, ProjectPaths
 from webfleet.stages.deploy.outputs import read_deployment
+from webfleet.stages.render import LOAD_BALANCER_DNS_NAME_PLACEHOLDER
 
 SAMPLE_APP = Path("examples") / "sample"
 PROJECT_PARTS = (str(SAMPLE_APP), "packer", "templates", "user_data", "terraform", "specs")
@@ -41,6 +42,27 @@ def use_test_clocks(stack_file: Path, grace_period: int) -> None:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     stack_file.write_text(text)
+
+
+def break_health_check_on_the_fleet(project: ProjectPaths) -> None:
+    """Makes the sample app answer its health check with 500 on the fleet only.
+
+    The bake's smoke check starts the app on the builder with the rendered env file, whose
+    load balancer name is still the placeholder; the fleet's instances get the ALB's real name
+    at boot. So this app bakes, and fails where an app that needs something only the fleet has
+    (a database, a secret, its own URL) fails: behind the ALB.
+    """
+    wsgi = project.root / SAMPLE_APP / "src" / "webfleet_app" / "wsgi.py"
+    healthy = 'return _text("200 OK", "ok")'
+    assert healthy in wsgi.read_text()
+    served_name = 'os.environ.get("APP_LOAD_BALANCER_DNS_NAME")'
+    on_the_builder = f'{served_name} == "{LOAD_BALANCER_DNS_NAME_PLACEHOLDER}"'
+    wsgi.write_text(
+        wsgi.read_text().replace(
+            healthy,
+            f'return _text("200 OK", "ok") if {on_the_builder} else _text("500 Broken", "broken")',
+        )
+    )
 
 
 def copy_project(sandbox: Sandbox, root: Path) -> ProjectPaths:

@@ -12,7 +12,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Sandbox, quiet_progress
-from tests.e2e.project_copy import SAMPLE_APP, copy_project, failed, group, invoke, use_test_clocks
+from tests.e2e.project_copy import (
+    break_health_check_on_the_fleet,
+    copy_project,
+    failed,
+    group,
+    invoke,
+    use_test_clocks,
+)
 from webfleet.localregion.runtime import daemon
 from webfleet.paths import ProjectPaths
 from webfleet.stages.deploy import apply as deploy_stage
@@ -38,10 +45,7 @@ def test_broken_app_from_nothing_fails_at_verify_saying_why(
     # From nothing: a rolling refresh over a good fleet would leave good instances InService
     # (and roll back, tests/e2e/test_pipeline_lifecycle.py); this is what verify says of a
     # broken app.
-    wsgi = project.root / SAMPLE_APP / "src" / "webfleet_app" / "wsgi.py"
-    healthy = 'return _text("200 OK", "ok")'
-    assert healthy in wsgi.read_text()
-    wsgi.write_text(wsgi.read_text().replace(healthy, 'return _text("500 Broken", "broken")'))
+    break_health_check_on_the_fleet(project)
     daemon.up(region_settings(sandbox.stack()))
     # This time the stack names a key pair the user made: the group's instances boot with it
     # and verify logs in with its private key.

@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Sandbox, quiet_progress
-from tests.e2e.project_copy import SAMPLE_APP, copy_project, failed, group, invoke, use_test_clocks
+from tests.e2e.project_copy import (
+    SAMPLE_APP,
+    break_health_check_on_the_fleet,
+    copy_project,
+    failed,
+    group,
+    invoke,
+    use_test_clocks,
+)
 from webfleet import traffic
 from webfleet.paths import ProjectPaths
 from webfleet.stages.deploy import apply as deploy_stage
@@ -139,10 +147,7 @@ def test_broken_version_rolls_back_and_the_fleet_keeps_serving(
 ) -> None:
     before = group(sandbox, project)
     good_version = before["LaunchTemplate"]["Version"]
-    wsgi = project.root / SAMPLE_APP / "src" / "webfleet_app" / "wsgi.py"
-    healthy = 'return _text("200 OK", "ok")'
-    assert healthy in wsgi.read_text()
-    wsgi.write_text(wsgi.read_text().replace(healthy, 'return _text("500 Broken", "broken")'))
+    break_health_check_on_the_fleet(project)
     set_app_version(project, "1.1.0", "1.2.0")
 
     result, document = invoke(sandbox, project, "pipeline", "--no-failover")
