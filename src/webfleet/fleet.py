@@ -150,13 +150,16 @@ class FleetView:
 
     def activities_since(self, since: dt.datetime) -> list[str]:
         """The group's scaling activities since then, oldest first, one line each."""
-        found = self._autoscaling.describe_scaling_activities(
+        found = []
+        pages = self._autoscaling.get_paginator("describe_scaling_activities").paginate(
             AutoScalingGroupName=self.deployment.asg_name
-        )["Activities"]
+        )
+        for page in pages:  # newest first: stop at the first page reaching back past `since`
+            found += [a for a in page["Activities"] if a["StartTime"] >= since]
+            if any(a["StartTime"] < since for a in page["Activities"]):
+                break
         return [
-            f"{a['StartTime']:%H:%M:%S} {a['Description']}: {a['Cause']}"
-            for a in reversed(found)
-            if a["StartTime"] >= since
+            f"{a['StartTime']:%H:%M:%S} {a['Description']}: {a['Cause']}" for a in reversed(found)
         ]
 
     def group_cpu(self) -> float | None:

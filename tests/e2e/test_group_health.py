@@ -1,25 +1,30 @@
-"""Auto Scaling in the local region: members spread over the group's AZs, and with ELB health
-checks an instance that turns unhealthy after the grace period is replaced by a healthy one.
+"""Auto Scaling in the local region with real machines and HAProxy: members spread over the
+group's AZs; with ELB health checks an instance that turns unhealthy after the grace period is
+replaced by a healthy one; and a member that leaves (terminated through EC2, its machine
+killed, terminated through the group) is replaced and registered while a steady stream of
+requests through the ALB loses none (HAProxy's retries and redispatch; see the README).
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import Sandbox
-from tests.e2e.test_load_balancer import USER_DATA, health, wait_for, web_balancer
+from tests.e2e.test_load_balancer import health, wait_for
+from tests.e2e.web_group import WebGroup, in_service, make_web_group, members, serving
+from webfleet import traffic
 from webfleet.localregion.ec2.machines import MachineRuntime
-from webfleet.localregion.images.baseimage import ensure_base_image
-from webfleet.localregion.images.catalogue import debian_image
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
 from webfleet.targets import region_settings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(1)]
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(3)]
 
 
 @pytest.fixture(scope="module")
@@ -31,63 +36,25 @@ def region(sandbox: Sandbox) -> Iterator[RegionSettings]:
 
 
 @pytest.fixture(scope="module")
-def group(sandbox: Sandbox, region: RegionSettings) -> dict[str, Any]:
-    target = sandbox.target()
-    ec2, elbv2, autoscaling = target.ec2(), target.elbv2(), target.autoscaling()
-    ami = debian_image(ensure_base_image(region.image_cache, print)).ami_id
-    subnets = sorted(
-        (s for s in ec2.describe_subnets()["Subnets"] if s["DefaultForAz"]),
-        key=lambda s: s["AvailabilityZone"],
-    )[:2]
-    vpc_id = subnets[0]["VpcId"]
+def group(sandbox: Sandbox, region: RegionSettings) -> WebGroup:
     # A replaced instance drains for 5 s, then leaves the group's target health.
-    group_arn, _alb, _listener = web_balancer(
-        elbv2, "app", vpc_id, [s["SubnetId"] for s in subnets], deregistration_delay=5
-    )
-    ec2.create_launch_template(
-        LaunchTemplateName="app",
-        LaunchTemplateData={
-            "ImageId": ami,
-            "InstanceType": "t3.micro",
-            "UserData": base64.b64encode(USER_DATA.encode()).decode(),
-            "MetadataOptions": {"HttpTokens": "required"},
-        },
-    )
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="app",
-        LaunchTemplate={"LaunchTemplateName": "app", "Version": "$Latest"},
-        MinSize=2,
-        MaxSize=3,
-        DesiredCapacity=2,
-        VPCZoneIdentifier=",".join(s["SubnetId"] for s in subnets),
-        TargetGroupARNs=[group_arn],
-        HealthCheckType="ELB",
-        HealthCheckGracePeriod=15,
-    )
-    return {"target_group": group_arn, "zones": {s["AvailabilityZone"] for s in subnets}}
+    return make_web_group(sandbox, region, "app", deregistration_delay=5)
 
 
-def members(autoscaling: Any) -> list[dict[str, Any]]:
-    (described,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["app"])[
-        "AutoScalingGroups"
-    ]
-    return list(described["Instances"])
-
-
-def test_members_are_spread_over_the_groups_zones(sandbox: Sandbox, group: dict[str, Any]) -> None:
+def test_members_are_spread_over_the_groups_zones(sandbox: Sandbox, group: WebGroup) -> None:
     autoscaling = sandbox.target().autoscaling()
-    zones = {member["AvailabilityZone"] for member in members(autoscaling)}
-    assert zones == group["zones"]
+    zones = {member["AvailabilityZone"] for member in members(autoscaling, group.name)}
+    assert zones == group.zones
 
 
 def test_an_instance_failing_elb_health_checks_is_replaced(
-    sandbox: Sandbox, region: RegionSettings, group: dict[str, Any]
+    sandbox: Sandbox, region: RegionSettings, group: WebGroup
 ) -> None:
     target = sandbox.target()
     elbv2, autoscaling = target.elbv2(), target.autoscaling()
-    arn = group["target_group"]
+    arn = group.target_group_arn
     wait_for("both members healthy", lambda: set(health(elbv2, arn).values()) == {"healthy"})
-    original = {member["InstanceId"] for member in members(autoscaling)}
+    original = {member["InstanceId"] for member in members(autoscaling, group.name)}
     broken = sorted(original)[0]
     MachineRuntime(region.state_dir).run_in(broken, ["rm", "/srv/www/healthz"])
 
@@ -99,6 +66,116 @@ def test_an_instance_failing_elb_health_checks_is_replaced(
         ),
         180,
     )
-    current = {member["InstanceId"] for member in members(autoscaling)}
+    current = {member["InstanceId"] for member in members(autoscaling, group.name)}
     assert broken not in current and len(current) == 2
     assert current - original  # a new instance took its place
+
+
+# --- faults under a steady stream of requests through the ALB ---------------------------------
+
+
+def stream_through(group: WebGroup) -> traffic.RequestStream:
+    listener = traffic.Listener("HTTP", 80, "forward")
+    return traffic.RequestStream(lambda: traffic.fetch(group.dns_name, listener, "/")).start()
+
+
+def replaced_under_load(
+    sandbox: Sandbox, group: WebGroup, fault: Callable[[str], object]
+) -> tuple[str, set[str], list[traffic.Sample]]:
+    """Run `fault` on one member under a request stream; wait until the group serves from two
+    healthy members again. Returns (the victim, the members after, the stream's samples)."""
+    target = sandbox.target()
+    elbv2, autoscaling = target.elbv2(), target.autoscaling()
+    wait_for("two healthy members", lambda: serving(elbv2, autoscaling, group), 180)
+    before = in_service(autoscaling, group.name)
+    victim = sorted(before)[0]
+    stream = stream_through(group)
+    try:
+        time.sleep(2)
+        fault(victim)
+        wait_for(
+            f"{victim} replaced by a healthy, registered member",
+            lambda: (
+                victim not in in_service(autoscaling, group.name)
+                and serving(elbv2, autoscaling, group)
+            ),
+            180,
+        )
+        time.sleep(2)
+    finally:
+        samples = stream.stop()
+    return victim, in_service(autoscaling, group.name), samples
+
+
+def assert_none_failed(samples: list[traffic.Sample]) -> None:
+    failed = [s for s in samples if not s.answer.ok]
+    print(f"\n{len(failed)} of {len(samples)} requests failed")  # shown with -s
+    assert len(samples) > 50, len(samples)
+    assert not failed, [(s.at, s.answer.describe()) for s in failed[:5]]
+
+
+def newest_activities(sandbox: Sandbox, group: WebGroup) -> list[dict[str, Any]]:
+    described = (
+        sandbox.target()
+        .autoscaling()
+        .describe_scaling_activities(AutoScalingGroupName=group.name, MaxRecords=10)
+    )
+    return [dict(a) for a in described["Activities"]]
+
+
+def test_a_member_terminated_through_ec2_is_replaced_without_a_failed_request(
+    sandbox: Sandbox, group: WebGroup
+) -> None:
+    ec2 = sandbox.target().ec2()
+    victim, after, samples = replaced_under_load(
+        sandbox, group, lambda i: ec2.terminate_instances(InstanceIds=[i])
+    )
+
+    assert_none_failed(samples)
+    activities = newest_activities(sandbox, group)
+    terminated = next(a for a in activities if a["Description"].endswith(victim))
+    assert "EC2 health check indicating it has been terminated or stopped" in terminated["Cause"]
+    launched = next(a for a in activities if a["Description"].startswith("Launching"))
+    assert launched["Description"].split(": ")[1] in after
+
+
+def test_a_member_whose_machine_dies_is_replaced_without_a_failed_request(
+    sandbox: Sandbox, region: RegionSettings, group: WebGroup
+) -> None:
+    runtime = MachineRuntime(region.state_dir)
+
+    def kill_machine(instance_id: str) -> None:
+        (machine,) = [m for m in runtime.list() if m.instance_id == instance_id]
+        assert machine.pid is not None
+        os.kill(machine.pid, signal.SIGKILL)  # the machine's systemd-nspawn, not EC2's doing
+
+    victim, _after, samples = replaced_under_load(sandbox, group, kill_machine)
+
+    assert_none_failed(samples)
+    terminated = next(
+        a for a in newest_activities(sandbox, group) if a["Description"].endswith(victim)
+    )
+    assert "EC2 instance status checks failure" in terminated["Cause"]
+    # It stayed `running` (impaired) until the group terminated it, as on AWS.
+    state = sandbox.target().ec2().describe_instances(InstanceIds=[victim])["Reservations"][0]
+    assert state["Instances"][0]["State"]["Name"] in ("shutting-down", "terminated")
+
+
+def test_terminate_in_the_group_drains_before_the_instance_goes(
+    sandbox: Sandbox, group: WebGroup
+) -> None:
+    autoscaling = sandbox.target().autoscaling()
+
+    def terminate(instance_id: str) -> None:
+        answer = autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=instance_id, ShouldDecrementDesiredCapacity=False
+        )["Activity"]
+        assert answer["StatusCode"] == "WaitingForELBConnectionDraining"
+
+    victim, _after, samples = replaced_under_load(sandbox, group, terminate)
+
+    assert_none_failed(samples)
+    terminated = next(
+        a for a in newest_activities(sandbox, group) if a["Description"].endswith(victim)
+    )
+    assert "in response to a user request" in terminated["Cause"]

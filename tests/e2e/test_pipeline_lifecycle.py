@@ -184,9 +184,12 @@ def test_load_scales_the_fleet_out_and_back_in(sandbox: Sandbox, project: Projec
     assert report["peak_desired"] == 4, report["samples"]
     assert report["settled_seconds"] is not None, report["samples"][-3:]
     assert report["final_desired"] == 2
-    descriptions = [a.split(": ", 1)[0] for a in report["activities"]]
-    assert any("Launching 2 new EC2 instance(s)" in d for d in descriptions), descriptions
-    assert any("Terminating" in d for d in descriptions), descriptions
+    # The activity history names each instance the policy launched and terminated, and why.
+    launched = [a for a in report["activities"] if "Launching a new EC2 instance: i-" in a]
+    assert len(launched) == 2 and all("triggered policy" in a for a in launched), launched
+    terminated = [a for a in report["activities"] if "Terminating EC2 instance: i-" in a]
+    assert len(terminated) == 2, terminated
+    assert all("shrinking the capacity from" in a for a in terminated), terminated
     seen = [s["requests_per_target"] for s in report["samples"] if s["requests_per_target"]]
     assert max(seen) > 1000, seen  # the metric the policy acted on, from HAProxy
     # The CPU policy's metric, from the machines' cgroups, is measured and published too.

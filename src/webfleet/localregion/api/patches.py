@@ -12,9 +12,9 @@ Where the patches are:
 - ``ec2/api_fixes.py``, ``elb/api_fixes.py``, ``autoscaling/api_fixes.py``: where moto's answers
   differ from AWS's in ways Terraform notices (each module lists its fixes).
 - ``ec2/hooks.py``, ``elb/hooks.py``: instance, image and load balancer work handed to the
-  running machines and load balancer components.
+  running machines and load balancer components; ``ec2/status_checks.py``: impaired instances.
 - ``autoscaling/group_health.py`` (launches spread over the group's AZs), ``members.py``
-  (leaving instances drain first), ``scaling.py`` (DescribeScalingActivities).
+  (leaving instances drain first), ``activities.py`` (DescribeScalingActivities).
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ from typing import Final
 PATCH_MODULES: Final = (
     "webfleet.localregion.ec2.api_fixes",
     "webfleet.localregion.ec2.hooks",
+    "webfleet.localregion.ec2.status_checks",
     "webfleet.localregion.elb.api_fixes",
     "webfleet.localregion.elb.hooks",
     "webfleet.localregion.autoscaling.api_fixes",
     "webfleet.localregion.autoscaling.group_health",
     "webfleet.localregion.autoscaling.members",
-    "webfleet.localregion.autoscaling.scaling",
+    "webfleet.localregion.autoscaling.activities",
 )
 
 

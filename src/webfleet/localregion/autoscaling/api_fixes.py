@@ -12,11 +12,12 @@ the local region. Each is a patch in the registry (api/patches.py), applied by t
 - ``add_instance_refresh``: StartInstanceRefresh, DescribeInstanceRefreshes,
   CancelInstanceRefresh and RollbackInstanceRefresh, served by instance_refresh.py.
 
-The package's other patches are next to what they serve: DescribeScalingActivities lists the
-scaling the region did (scaling.py; moto always answers an empty list); an instance leaving a
-group with target groups (scale-in, refresh) is deregistered and listed as Terminating until the
-deregistration delay has passed, then terminated (members.py; moto terminates at once and keeps
-the targets registered); launches spread over the group's subnets (group_health.py).
+The package's other patches are next to what they serve: DescribeScalingActivities lists every
+launch and termination with its cause (activities.py; moto always answers an empty list); an
+instance leaving a group (scale-in, refresh, health replacement, a user's termination) is
+deregistered and listed as Terminating until the deregistration delay has passed, then
+terminated (members.py; moto terminates at once and keeps the targets registered); launches
+spread over the group's subnets (group_health.py).
 """
 
 from __future__ import annotations

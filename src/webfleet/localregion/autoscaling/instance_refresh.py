@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webfleet import refresh_status
+from webfleet.localregion.autoscaling import activities
 from webfleet.localregion.autoscaling import members as group_members
+from webfleet.localregion.autoscaling.errors import client_error
 from webfleet.localregion.autoscaling.group_health import past_grace_period
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,10 @@ DEFAULT_MAX_HEALTHY = 100
 DEFAULT_CHECKPOINT_DELAY = 3600
 # On top of grace period and warmup: how long a new instance may take to become healthy.
 READY_TIMEOUT_SECONDS = 300
+# AWS's cause of an instance refresh's launches and terminations.
+REFRESH_CAUSE = (
+    "At {stamp} an instance was taken out of service in response to an instance refresh."
+)
 _EC2_FAILED = ("stopping", "stopped", "shutting-down", "terminated")
 
 
@@ -131,12 +137,6 @@ def instance_refreshes(backend: Any) -> dict[str, list[InstanceRefresh]]:
         store = {}
         backend.webfleet_instance_refreshes = store
     return store
-
-
-def client_error(code: str, message: str) -> Exception:
-    from moto.autoscaling.exceptions import AutoscalingClientError
-
-    return AutoscalingClientError(code, message)
 
 
 def find_group(backend: Any, name: str | None) -> Any:
@@ -345,16 +345,18 @@ class RefreshWorker:
         self.refresh.status_reason = (
             f"{'Rolling back' if rolling_back else 'Replacing'} {', '.join(batch)}"
         )
-        if launch_first:
-            group = self.group
-            group.set_desired_capacity(int(group.desired_capacity or 0) + len(batch))
-            self.backend.update_attached_target_groups(group.name)
-            self._wait_ready(_new_ids(group, before), rolling_back)
-            group_members.retire(self.backend, group, batch, decrement=True)
-        else:
-            group_members.retire(self.backend, self.group, batch, decrement=False)
-            self.backend.update_attached_target_groups(self.group.name)
-            self._wait_ready(_new_ids(self.group, before), rolling_back)
+        why = f"At {activities.stamp()} instance {{instance_id}} was selected for termination."
+        with activities.because(REFRESH_CAUSE.format(stamp=activities.stamp())):
+            if launch_first:
+                group = self.group
+                group.set_desired_capacity(int(group.desired_capacity or 0) + len(batch))
+                self.backend.update_attached_target_groups(group.name)
+                self._wait_ready(_new_ids(group, before), rolling_back)
+                group_members.retire(self.backend, group, batch, decrement=True, why=why)
+            else:
+                group_members.retire(self.backend, self.group, batch, decrement=False, why=why)
+                self.backend.update_attached_target_groups(self.group.name)
+                self._wait_ready(_new_ids(self.group, before), rolling_back)
 
     def _wait_ready(self, new_ids: list[str], rolling_back: bool) -> None:
         group = self.group

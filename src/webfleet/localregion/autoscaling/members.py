@@ -1,10 +1,17 @@
 """How instances leave an Auto Scaling group in the local region: drained, then terminated.
 
-An instance leaving a group behind a load balancer (scale-in, instance refresh) is taken out of
-the group and deregistered from its target groups at once, so the balancer sends it no new
-requests, and terminated only after the target groups' deregistration delay, so requests in
-flight finish — what EC2 Auto Scaling and ELB do. moto terminates at once and leaves the targets
-registered, which fails every request in flight to the instance.
+An instance leaving a group behind a load balancer (scale-in, instance refresh, a failed health
+check, TerminateInstanceInAutoScalingGroup) is taken out of the group and deregistered from its
+target groups at once, so the balancer sends it no new requests, and terminated only after the
+target groups' deregistration delay, so requests in flight finish — what EC2 Auto Scaling and ELB
+do. moto terminates at once and leaves the targets registered, which fails every request in
+flight to the instance. Each leaving instance is a "Terminating EC2 instance" activity, in
+progress until it is terminated.
+
+An instance terminated through EC2 (TerminateInstances) stays a member until the group's health
+check sees it, as on AWS: then it is replaced like any unhealthy instance (group_health.py).
+moto instead drops it from the group at once and launches a replacement it never registers in
+the target groups.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from webfleet.localregion.api.patches import moto_patch
+from webfleet.localregion.autoscaling import activities
+from webfleet.localregion.autoscaling.errors import client_error
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +33,10 @@ log = logging.getLogger(__name__)
 DRAIN_MARGIN_SECONDS = 2.0
 DEFAULT_DEREGISTRATION_DELAY = 300
 TERMINATING = "Terminating"
+IN_SERVICE = "InService"
+STANDBY = "Standby"
+# False on a member launched while AddToLoadBalancer was suspended.
+ADDED_ATTRIBUTE = "webfleet_added_to_load_balancer"
 
 
 def deregistration_delay(backend: Any, group: Any) -> float:
@@ -46,13 +59,22 @@ def drain_seconds(backend: Any, group: Any) -> float:
     return delay + DRAIN_MARGIN_SECONDS if group.target_group_arns else 0.0
 
 
-def retire(backend: Any, group: Any, instance_ids: Iterable[str], *, decrement: bool) -> float:
+def retire(
+    backend: Any,
+    group: Any,
+    instance_ids: Iterable[str],
+    *,
+    decrement: bool,
+    why: str,
+    drain: bool = True,
+) -> list[Any]:
     """Take instances out of service and out of the target groups now; terminate them after the
-    drain. Meanwhile the group lists them as Terminating, as EC2 Auto Scaling does (so a delete
-    of the group waits for them).
+    drain (none with drain=False: the instance is gone already). Meanwhile the group lists them as
+    Terminating, as EC2 Auto Scaling does (so a delete of the group waits for them).
 
     decrement=False keeps the desired capacity, so the group launches replacements right away.
-    Returns the seconds until the termination.
+    `why` ends the activity's cause (AWS's wording; "{instance_id}" is replaced). Returns the
+    "Terminating EC2 instance" activities.
     """
     wanted = set(instance_ids)
     states = [
@@ -61,11 +83,21 @@ def retire(backend: Any, group: Any, instance_ids: Iterable[str], *, decrement: 
         if s.instance.id in wanted and s.lifecycle_state != TERMINATING
     ]
     if not states:
-        return 0.0
+        return []
     ids = [s.instance.id for s in states]
-    drain = drain_seconds(backend, group)
+    seconds = drain_seconds(backend, group) if drain else 0.0
     for state in states:
         state.lifecycle_state = TERMINATING
+    records = [
+        activities.record_termination(
+            backend,
+            group,
+            state.instance,
+            why.replace("{instance_id}", state.instance.id),
+            draining=seconds > 0,
+        )
+        for state in states
+    ]
     for arn in list(group.target_group_arns):
         with contextlib.suppress(Exception):  # the target group went away under us
             backend.elbv2_backend.deregister_targets(arn, [{"Id": i} for i in ids])
@@ -74,20 +106,31 @@ def retire(backend: Any, group: Any, instance_ids: Iterable[str], *, decrement: 
     else:
         # Counts InService members only: launches the replacements.
         group.set_desired_capacity(group.desired_capacity)
-    log.info("%s: %s leave the group; terminated in %.0fs", group.name, ", ".join(ids), drain)
-    terminate_later(backend, group, ids, drain)
-    return drain
+    log.info("%s: %s leave the group; terminated in %.0fs", group.name, ", ".join(ids), seconds)
+    terminate_later(backend, group, ids, seconds, records)
+    return records
 
 
-def terminate_later(backend: Any, group: Any, instance_ids: list[str], seconds: float) -> None:
+def terminate_later(
+    backend: Any, group: Any, instance_ids: list[str], seconds: float, records: list[Any]
+) -> None:
     def terminate() -> None:
+        from moto.ec2.exceptions import InvalidInstanceIdError
+
         try:
             group.instance_states = [
                 s for s in group.instance_states if s.instance.id not in instance_ids
             ]
             backend.ec2_backend.terminate_instances(instance_ids)
+        except InvalidInstanceIdError:
+            log.info("%s were gone before their drain ended (the region was reset)", instance_ids)
         except Exception:
             log.exception("terminating %s after the drain failed", instance_ids)
+            for record in records:
+                activities.finish(record, "Failed")
+            return
+        for record in records:
+            activities.finish(record)
 
     if seconds <= 0:
         terminate()
@@ -96,6 +139,20 @@ def terminate_later(backend: Any, group: Any, instance_ids: list[str], seconds: 
     timer.daemon = True
     timer.name = "webfleet-drain"
     timer.start()
+
+
+def shrinking(old: int, new: int) -> str:
+    """The cause of a scale-in's terminations, after the reason the capacity changed."""
+    return (
+        "an instance was taken out of service in response to a difference between desired and "
+        f"actual capacity, shrinking the capacity from {old} to {new}. At {activities.stamp()} "
+        "instance {instance_id} was selected for termination."
+    )
+
+
+def suspended(group: Any) -> set[str]:
+    """The group's suspended processes (SuspendProcesses)."""
+    return {str(p["ProcessName"]) for p in getattr(group, "suspended_processes", None) or []}
 
 
 def in_service(state: Any) -> bool:
@@ -134,7 +191,9 @@ def _zone(state: Any) -> str:
 
 @moto_patch("autoscaling.drain_on_scale_in")
 def drain_on_scale_in() -> None:
-    """Route every capacity decrease of a group with target groups through `retire`."""
+    """Route every capacity decrease, and every termination a user asks the group for, through
+    `retire`; leave EC2-terminated members to the group's health check; register only InService
+    members (Standby and Terminating ones are out of the target groups, as on AWS)."""
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
 
     original = FakeAutoScalingGroup.set_desired_capacity
@@ -143,25 +202,74 @@ def drain_on_scale_in() -> None:
         target = self.min_size if new_capacity is None else new_capacity
         surplus = len(self.active_instances()) - (target or 0)  # InService members only
         backend = self.autoscaling_backend
-        if surplus > 0 and self.target_group_arns and self.name in backend.autoscaling_groups:
+        if surplus > 0 and self.name in backend.autoscaling_groups:
             victims = scale_in_victims(self, surplus)
+            before = len(self.active_instances())
             self.desired_capacity = target
             # The victims stop counting as InService at once: nothing is launched in their place.
-            retire(backend, self, victims, decrement=False)
+            retire(backend, self, victims, decrement=False, why=shrinking(before, target or 0))
             return
         original(self, new_capacity)
 
     def update_attached_target_groups(self: Any, group_name: str) -> None:
-        # moto registers every member; a Terminating one is draining and must stay out.
+        # moto registers every member; a Terminating one is draining, a Standby one is out.
         group = self.autoscaling_groups[group_name]
         if not group.target_group_arns:
             return
-        ids = [s.instance.id for s in group.instance_states if in_service(s)]
+        # Members launched while AddToLoadBalancer was suspended stay out: AWS never adds them
+        # by itself.
+        ids = [
+            s.instance.id
+            for s in group.instance_states
+            if s.lifecycle_state == IN_SERVICE and getattr(s, ADDED_ATTRIBUTE, True)
+        ]
+        standby = [
+            {"Id": s.instance.id} for s in group.instance_states if s.lifecycle_state == STANDBY
+        ]
         for target_group in self.elbv2_backend.describe_target_groups(
             target_group_arns=group.target_group_arns, load_balancer_arn=None, names=None
         ):
             targets = [{"Id": i, "Port": target_group.port} for i in ids]
-            self.elbv2_backend.register_targets(target_group.arn, targets)
+            if targets:
+                self.elbv2_backend.register_targets(target_group.arn, targets)
+            registered = {t for t in target_group.targets}
+            leaving = [t for t in standby if t["Id"] in registered]
+            if leaving:
+                self.elbv2_backend.deregister_targets(target_group.arn, leaving)
+
+    def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
+        group = _group_of(self, instance_id)
+        old = int(group.desired_capacity or 0)
+        if should_decrement and old <= int(group.min_size or 0):
+            raise _validation_error(
+                f"Currently, desiredSize equals minSize ({group.min_size}). Terminating instance "
+                "without replacement will violate group's min size constraint. Either set "
+                "shouldDecrementDesiredCapacity flag to false or lower group's min size."
+            )
+        why = "instance {instance_id} was taken out of service in response to a user request"
+        why += f", shrinking the capacity from {old} to {old - 1}." if should_decrement else "."
+        records = retire(self, group, [instance_id], decrement=should_decrement, why=why)
+        if not records:
+            raise _validation_error(f"Instance {instance_id} is already terminating.")
+        return records[0]
+
+    def notify_terminate_instances(self: Any, instance_ids: list[str]) -> None:
+        """EC2 terminated these: the group's health check replaces its members among them."""
 
     FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]
     AutoScalingBackend.update_attached_target_groups = update_attached_target_groups  # type: ignore[method-assign]
+    AutoScalingBackend.terminate_instance = terminate_instance  # type: ignore[method-assign]
+    AutoScalingBackend.notify_terminate_instances = notify_terminate_instances  # type: ignore[method-assign]
+
+
+def _group_of(backend: Any, instance_id: str) -> Any:
+    for group in backend.autoscaling_groups.values():
+        if any(s.instance.id == instance_id for s in group.instance_states):
+            return group
+    raise _validation_error(
+        f"Instance Id not found - No managed instance found for instance ID: {instance_id}"
+    )
+
+
+def _validation_error(message: str) -> Exception:
+    return client_error("ValidationError", message)

@@ -12,7 +12,7 @@ Every PERIOD_SECONDS, for each group:
   row (no new scale-out while the last one's instances warm up), and in when every policy
   wanted less for SCALE_IN_PERIODS periods and the last activity is SCALE_IN_COOLDOWN_SECONDS
   old; always within min and max. A scale-in drains its instances first (group_members).
-- Each change is a scaling activity (DescribeScalingActivities).
+- Each launch and termination is a scaling activity naming the policy (activities.py).
 
 Time runs faster than on AWS, which evaluates one-minute datapoints (3 for a scale-out alarm,
 15 for scale-in): the same decisions, in seconds instead of minutes, so a rehearsal fits in a
@@ -21,7 +21,6 @@ coffee break. No scaling while an instance refresh runs on the group.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import os
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from webfleet.localregion.api.patches import moto_patch
+from webfleet.localregion.autoscaling import activities
 from webfleet.localregion.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -190,10 +189,10 @@ class TargetTracking:
             "%s: %s %s = %.1f (target %.1f): desired %d → %d",
             group.name, decision.policy, decision.metric, decision.value, decision.target, old, new,
         )  # fmt: skip
-        backend.set_desired_capacity(group.name, new)
+        with activities.because(alarm_cause(group, decision, old)):
+            backend.set_desired_capacity(group.name, new)
         tracking.above = tracking.below = 0
         tracking.last_activity = time.monotonic()
-        record_activity(backend, group, decision, old)
 
 
 def _wanted(policy: Any, group: Any, tracking: _GroupTracking, in_service: int) -> Decision | None:
@@ -297,55 +296,12 @@ def _publish(account: str, region: str, group: Any, metrics: dict[str, float]) -
             backend.put_metric_data(namespace, metric_data)
 
 
-# --- scaling activities -----------------------------------------------------------------------
-
-
-def scaling_activities(backend: Any) -> list[Any]:
-    """The region's scaling activities, newest first (kept on the backend, like its refreshes)."""
-    store: list[Any] | None = getattr(backend, "webfleet_scaling_activities", None)
-    if store is None:
-        store = []
-        backend.webfleet_scaling_activities = store
-    return store
-
-
-def record_activity(backend: Any, group: Any, decision: Decision, old: int) -> None:
-    from moto.autoscaling.models import Activity
-
+def alarm_cause(group: Any, decision: Decision, old: int) -> str:
+    """Why a target tracking policy changed the capacity, as the activity history says."""
     new = decision.desired
-    change = new - old
-    description = (
-        f"Launching {change} new EC2 instance(s)"
-        if change > 0
-        else f"Terminating {-change} EC2 instance(s)"
-    )
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    cause = (
-        f"At {stamp} a monitor alarm TargetTracking-{group.name}-Alarm"
-        f"{'High' if change > 0 else 'Low'} in state ALARM triggered policy {decision.policy} "
+    return (
+        f"At {activities.stamp()} a monitor alarm TargetTracking-{group.name}-Alarm"
+        f"{'High' if new > old else 'Low'} in state ALARM triggered policy {decision.policy} "
         f"({decision.metric} {decision.value:g}, target {decision.target:g}) changing the "
         f"desired capacity from {old} to {new}."
     )
-    activity = Activity(description, cause, group, status_code="Successful")
-    activity.progress = 100
-    scaling_activities(backend).insert(0, activity)
-
-
-@moto_patch("autoscaling.scaling_activities")
-def serve_scaling_activities() -> None:
-    """DescribeScalingActivities from the recorded activities (moto answers an empty list)."""
-    from moto.autoscaling.responses import AutoScalingResponse
-    from moto.core.responses import ActionResult
-
-    def describe_scaling_activities(self: AutoScalingResponse) -> ActionResult:
-        name = self._get_param("AutoScalingGroupName")
-        ids = self._get_param("ActivityIds") or []
-        limit = int(self._get_param("MaxRecords") or 100)
-        activities = [
-            a
-            for a in scaling_activities(self.autoscaling_backend)
-            if (not name or a.auto_scaling_group_name == name) and (not ids or a.activity_id in ids)
-        ]
-        return ActionResult({"Activities": activities[:limit]})
-
-    AutoScalingResponse.describe_scaling_activities = describe_scaling_activities  # type: ignore[method-assign]

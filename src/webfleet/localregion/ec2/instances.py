@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from webfleet.localregion.ec2 import status_checks
 from webfleet.localregion.ec2.machines import MachineRuntime, MachineSpec, MachineState
 from webfleet.localregion.ec2.vpc_guard import VpcGuards
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.images.baseimage import BaseImage
 from webfleet.localregion.images.catalogue import CatalogueImage
 from webfleet.localregion.images.layers import ImageLayers
+from webfleet.localregion.runtime.periodic import Periodic
 from webfleet.localregion.runtime.settings import RegionSettings
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,15 @@ class InstanceMachines:
         self._last_operation: dict[str, threading.Thread] = {}
         self._instances: set[str] = set()  # launched by this process, not yet terminated
         self._terminations: set[str] = set()  # asked to terminate
+        self._records: dict[str, Any] = {}  # moto's records of self._instances
         self._stopping = threading.Event()
+        self._status_checks = Periodic(
+            "EC2 status checks",
+            status_checks.STATUS_CHECK_SECONDS,
+            lambda: status_checks.check_machines(
+                self.runtime, settings.state_dir, self._running_records
+            ),
+        )
 
     # --- component ------------------------------------------------------------------------------
 
@@ -85,9 +95,12 @@ class InstanceMachines:
         )
 
         ec2_hooks.install(self)
+        status_checks.report_impaired_instances.apply()
+        self._status_checks.start()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._status_checks.stop()
         from webfleet.localregion.ec2 import hooks as ec2_hooks
 
         ec2_hooks.uninstall(self)
@@ -106,11 +119,13 @@ class InstanceMachines:
     def launch(self, request: LaunchRequest) -> None:
         with self._workers_lock:
             self._instances.add(request.spec.instance_id)
+            self._records[request.spec.instance_id] = request.record
         _set_state(request.record, PENDING)
         self._in_background(request.spec.instance_id, "launch", lambda: self._launch(request))
 
     def stop_instance(self, record: Any) -> None:
         if self._has_machine(record.id):
+            status_checks.clear(record)
             _set_state(record, STOPPING)
             self._in_background(record.id, "stop", lambda: self._stop(record))
 
@@ -196,6 +211,7 @@ class InstanceMachines:
             self.runtime.terminate(record.id)
         with self._workers_lock:
             self._instances.discard(record.id)
+            self._records.pop(record.id, None)
         self._collect_layers()
         _set_state(record, TERMINATED)
         _set_reason(record, "Server.InternalError", f"Server.InternalError: {reason}")
@@ -215,6 +231,7 @@ class InstanceMachines:
             release()
         with self._workers_lock:
             self._instances.discard(record.id)
+            self._records.pop(record.id, None)
         # Layers no one uses any more go before the instance reads terminated, as EC2 has
         # released everything of a terminated instance by then.
         self._collect_layers()
@@ -240,6 +257,17 @@ class InstanceMachines:
         log.info("%s is available (from %s)", image.id, instance_id)
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _running_records(self) -> list[Any]:
+        """moto's records of this process's instances that run and are not being terminated."""
+        with self._workers_lock:
+            return [
+                record
+                for instance_id, record in self._records.items()
+                if instance_id in self._instances
+                and instance_id not in self._terminations
+                and record.state == RUNNING[0]
+            ]
 
     def _terminating(self, instance_id: str) -> bool:
         with self._workers_lock:

@@ -168,9 +168,9 @@ def _defaults_section(lb: LoadBalancer) -> str:
         "timeout connect 5s",
         f"timeout client {idle}s",
         f"timeout server {idle}s",
-        # Measured: with these, a backend that dies loses no request. retry-on also covers a
-        # request the server accepted and then closed without answering (an app stopped mid-
-        # request); HAProxy retries only requests that are safe to replay.
+        # Measured (tests/e2e/test_group_health.py): with these, a backend that dies loses no
+        # GET. retry-on also covers a request the server accepted and then closed without
+        # answering (an app stopped mid-request): a replay, safe for idempotent requests.
         "option redispatch",
         "retries 3",
         "retry-on conn-failure empty-response",

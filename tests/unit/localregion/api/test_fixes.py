@@ -5,93 +5,31 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from werkzeug.serving import BaseWSGIServer, make_server
 
+from tests.unit.localregion.served_api import (
+    REGION,
+    client,
+    create_group,
+    group_instances,
+    group_with_target_group,
+    instance_states,
+)
 from webfleet import refresh_status
-from webfleet.localregion.api.app import create_api_app
 from webfleet.localregion.api.error_middleware import UnhandledErrorMiddleware
 
-REGION = "eu-west-1"
 DEBIAN_OWNER = "136693071363"
 DEBIAN_NAME = "debian-12-amd64-20250520-2118"
 
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """The API app served on an ephemeral loopback port for the module's tests."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, create_api_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def fresh_region(endpoint: str) -> None:
-    """Every test starts from empty backends (moto's state is process-wide)."""
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
-def client(endpoint: str, service: str, region: str = REGION) -> Any:
-    # boto3-stubs types clients per literal service name; this helper takes any name.
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        # One attempt: a test sees exactly what the server answered, and retries would hide it.
-        config=Config(retries={"mode": "standard", "max_attempts": 1}),
-    )
-
-
-def create_group(
-    endpoint: str,
-    *,
-    name: str = "web",
-    capacity: int = 2,
-    user_data: str = "#cloud-config\n",
-    target_group_arn: str | None = None,
-) -> str:
-    """A launch template (version 1) and a group running `capacity` instances of it."""
-    ec2 = client(endpoint, "ec2")
-    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    template_id: str = ec2.create_launch_template(
-        LaunchTemplateName=f"{name}-lt",
-        LaunchTemplateData={
-            "ImageId": image_id,
-            "InstanceType": "t3.micro",
-            "UserData": base64.b64encode(user_data.encode()).decode(),
-        },
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    arguments: dict[str, Any] = {
-        "AutoScalingGroupName": name,
-        "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": "1"},
-        "MinSize": capacity,
-        "MaxSize": capacity + 2,
-        "DesiredCapacity": capacity,
-        "AvailabilityZones": [f"{REGION}a"],
-    }
-    if target_group_arn:
-        arguments["TargetGroupARNs"] = [target_group_arn]
-    client(endpoint, "autoscaling").create_auto_scaling_group(**arguments)
-    return template_id
+pytestmark = pytest.mark.usefixtures("fresh_region")
 
 
 def new_template_version(endpoint: str, template_id: str, user_data: str) -> str:
@@ -102,18 +40,6 @@ def new_template_version(endpoint: str, template_id: str, user_data: str) -> str
         LaunchTemplateData={"UserData": base64.b64encode(user_data.encode()).decode()},
     )["LaunchTemplateVersion"]["VersionNumber"]
     return str(version)
-
-
-def group_instances(endpoint: str, name: str = "web") -> list[dict[str, Any]]:
-    """The group's InService members (instances leaving it are listed as Terminating until
-    they are drained and terminated, as on AWS)."""
-    groups = client(endpoint, "autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[name]
-    )["AutoScalingGroups"]
-    return [i for i in groups[0]["Instances"] if i["LifecycleState"] == "InService"]
-
-
-# --- EC2 -----------------------------------------------------------------------------------
 
 
 def test_amis_with_creation_date_load_in_every_region(
@@ -338,30 +264,6 @@ def wait_for_refresh(
 
 def finished(refresh: dict[str, Any]) -> bool:
     return refresh["Status"] in refresh_status.ENDED
-
-
-def instance_states(endpoint: str, ids: set[str]) -> dict[str, str]:
-    reservations = client(endpoint, "ec2").describe_instances(InstanceIds=sorted(ids))
-    return {
-        i["InstanceId"]: i["State"]["Name"]
-        for r in reservations["Reservations"]
-        for i in r["Instances"]
-    }
-
-
-def group_with_target_group(endpoint: str, capacity: int = 2) -> tuple[str, str]:
-    """A group registered in a target group with no deregistration delay: (template, TG ARN)."""
-    elbv2 = client(endpoint, "elbv2")
-    vpc_id = client(endpoint, "ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
-    target_group_arn = elbv2.create_target_group(
-        Name="web-tg", Protocol="HTTP", Port=8080, VpcId=vpc_id, TargetType="instance"
-    )["TargetGroups"][0]["TargetGroupArn"]
-    elbv2.modify_target_group_attributes(
-        TargetGroupArn=target_group_arn,
-        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}],
-    )
-    template_id = create_group(endpoint, capacity=capacity, target_group_arn=target_group_arn)
-    return template_id, target_group_arn
 
 
 def roll_to_new_version(endpoint: str, template_id: str, **preferences: Any) -> tuple[str, str]:
@@ -671,9 +573,14 @@ def test_target_tracking_scales_out_on_requests_and_back_in(endpoint: str) -> No
     activities = client(endpoint, "autoscaling").describe_scaling_activities(
         AutoScalingGroupName="web"
     )["Activities"]
-    assert activities[0]["Description"] == "Launching 2 new EC2 instance(s)"
-    assert "changing the desired capacity from 2 to 4" in activities[0]["Cause"]
-    assert activities[0]["StatusCode"] == "Successful"
+    # Newest first: the policy's two launches, each saying why, then the group's first two.
+    assert [a["Description"].split(": i-")[0] for a in activities] == [
+        "Launching a new EC2 instance"
+    ] * 4
+    assert all("changing the desired capacity from 2 to 4" in a["Cause"] for a in activities[:2])
+    assert "increasing the capacity from 3 to 4" in activities[0]["Cause"]
+    assert not any("monitor alarm" in a["Cause"] for a in activities[2:])
+    assert {a["StatusCode"] for a in activities} == {"Successful"}
     cloudwatch = client(endpoint, "cloudwatch")
     metrics = cloudwatch.list_metrics(Namespace="AWS/ApplicationELB")
     assert [m["MetricName"] for m in metrics["Metrics"]] == ["RequestCountPerTarget"]
