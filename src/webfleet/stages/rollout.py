@@ -59,7 +59,9 @@ class TrafficReport:
 
     requests: int
     failed: int
-    versions: tuple[str, ...]  # app versions in the order they first answered
+    # App versions in the order they last answered: the fleet moved from the first to the last
+    # (the order of first answers misleads when a new instance answers before an old one).
+    versions: tuple[str, ...]
     final_version: str | None  # the version of the last successful answer
     both_served_seconds: float  # from the newest version's first answer to an older one's last
     first_failure: str | None
@@ -85,7 +87,6 @@ class TrafficReport:
 
 
 def traffic_report(samples: Sequence[Sample]) -> TrafficReport:
-    versions: list[str] = []
     first_seen: dict[str, float] = {}
     last_seen: dict[str, float] = {}
     first_failure = None
@@ -99,11 +100,10 @@ def traffic_report(samples: Sequence[Sample]) -> TrafficReport:
                 first_failure = f"at {sample.at:.1f} s: {answer.describe()}"
             continue
         if answer.version:
-            if answer.version not in first_seen:
-                versions.append(answer.version)
-                first_seen[answer.version] = sample.at
+            first_seen.setdefault(answer.version, sample.at)
             last_seen[answer.version] = sample.at
             final = answer.version
+    versions = sorted(last_seen, key=lambda version: last_seen[version])
     overlap = 0.0
     if len(versions) > 1:
         newest = versions[-1]

@@ -12,7 +12,7 @@ def sample(at: float, version: str | None, status: int | None = 200) -> Sample:
     return Sample(at, Answer(status=status, version=version, error=None if status else "reset"))
 
 
-def test_versions_in_order_of_first_answer_and_the_time_both_answered() -> None:
+def test_versions_in_order_of_last_answer_and_the_time_both_answered() -> None:
     samples = [
         sample(0.0, "1.0.0"),
         sample(1.0, "1.1.0"),
@@ -29,6 +29,15 @@ def test_versions_in_order_of_first_answer_and_the_time_both_answered() -> None:
     assert report.describe() == (
         "6 requests, 0 failed; versions 1.0.0 → 1.1.0 (both answered for 2 s)"
     )
+
+
+def test_a_new_version_answering_first_still_reads_old_to_new() -> None:
+    # A new instance answered before the stream reached an old one: the fleet still moved from
+    # 1.0.0 to 1.0.1.
+    samples = [sample(0.0, "1.0.1"), sample(1.0, "1.0.0"), sample(2.0, "1.0.1")]
+    report = traffic_report(samples)
+    assert report.versions == ("1.0.0", "1.0.1")
+    assert report.describe().endswith("versions 1.0.0 → 1.0.1 (both answered for 1 s)")
 
 
 def test_failed_requests_fail_a_successful_refresh_naming_the_first() -> None:
