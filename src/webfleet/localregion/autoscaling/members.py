@@ -37,6 +37,8 @@ IN_SERVICE = "InService"
 STANDBY = "Standby"
 # False on a member launched while AddToLoadBalancer was suspended.
 ADDED_ATTRIBUTE = "webfleet_added_to_load_balancer"
+# The ARNs of the target groups a member was registered in by its group.
+REGISTERED_ATTRIBUTE = "webfleet_registered_in"
 
 
 def deregistration_delay(backend: Any, group: Any) -> float:
@@ -212,30 +214,45 @@ def drain_on_scale_in() -> None:
         original(self, new_capacity)
 
     def update_attached_target_groups(self: Any, group_name: str) -> None:
-        # moto registers every member; a Terminating one is draining, a Standby one is out.
+        # moto registers every member in every target group each time. AWS registers a member
+        # once per target group (at launch, on attach, on leaving standby): one a user
+        # deregistered stays out, a Terminating one is draining, a Standby one is out.
         group = self.autoscaling_groups[group_name]
         if not group.target_group_arns:
             return
-        # Members launched while AddToLoadBalancer was suspended stay out: AWS never adds them
-        # by itself.
-        ids = [
-            s.instance.id
-            for s in group.instance_states
-            if s.lifecycle_state == IN_SERVICE and getattr(s, ADDED_ATTRIBUTE, True)
-        ]
-        standby = [
-            {"Id": s.instance.id} for s in group.instance_states if s.lifecycle_state == STANDBY
-        ]
         for target_group in self.elbv2_backend.describe_target_groups(
             target_group_arns=group.target_group_arns, load_balancer_arn=None, names=None
         ):
-            targets = [{"Id": i, "Port": target_group.port} for i in ids]
-            if targets:
-                self.elbv2_backend.register_targets(target_group.arn, targets)
-            registered = {t for t in target_group.targets}
-            leaving = [t for t in standby if t["Id"] in registered]
-            if leaving:
-                self.elbv2_backend.deregister_targets(target_group.arn, leaving)
+            joining, resting = [], []
+            for state in group.instance_states:
+                registered_in: set[str] = state.__dict__.setdefault(REGISTERED_ATTRIBUTE, set())
+                if state.lifecycle_state == STANDBY:
+                    if target_group.arn in registered_in:
+                        resting.append({"Id": state.instance.id})
+                        registered_in.discard(target_group.arn)
+                elif (
+                    state.lifecycle_state == IN_SERVICE
+                    and getattr(state, ADDED_ATTRIBUTE, True)
+                    and target_group.arn not in registered_in
+                ):
+                    joining.append({"Id": state.instance.id, "Port": target_group.port})
+                    registered_in.add(target_group.arn)
+            if joining:
+                self.elbv2_backend.register_targets(target_group.arn, joining)
+            if resting:
+                self.elbv2_backend.deregister_targets(target_group.arn, resting)
+
+    original_detach = AutoScalingBackend.detach_load_balancer_target_groups
+
+    def detach_load_balancer_target_groups(
+        self: Any, group_name: str, target_group_arns: list[str]
+    ) -> None:
+        original_detach(self, group_name, target_group_arns)
+        # Attached again later, the group registers its members again.
+        for state in self.autoscaling_groups[group_name].instance_states:
+            state.__dict__.setdefault(REGISTERED_ATTRIBUTE, set()).difference_update(
+                target_group_arns
+            )
 
     def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
         group = _group_of(self, instance_id)
@@ -259,6 +276,7 @@ def drain_on_scale_in() -> None:
     FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]
     AutoScalingBackend.update_attached_target_groups = update_attached_target_groups  # type: ignore[method-assign]
     AutoScalingBackend.terminate_instance = terminate_instance  # type: ignore[method-assign]
+    AutoScalingBackend.detach_load_balancer_target_groups = detach_load_balancer_target_groups  # type: ignore[method-assign]
     AutoScalingBackend.notify_terminate_instances = notify_terminate_instances  # type: ignore[method-assign]
 
 

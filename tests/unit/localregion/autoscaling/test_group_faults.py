@@ -386,3 +386,84 @@ def test_a_member_whose_machine_died_is_impaired_and_replaced(
         a["Cause"] for a in activities(endpoint) if a["Description"].startswith("Terminating")
     ]
     assert len(causes) == 2 and all("EC2 instance status checks failure" in c for c in causes)
+
+
+def start_refresh(endpoint: str, **preferences: Any) -> str:
+    """A new template version for the group (as Terraform makes one) and a refresh to it."""
+    ec2, autoscaling = client(endpoint, "ec2"), client(endpoint, "autoscaling")
+    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])[
+        "AutoScalingGroups"
+    ]
+    template_id = group["LaunchTemplate"]["LaunchTemplateId"]
+    version = ec2.create_launch_template_version(
+        LaunchTemplateId=template_id,
+        SourceVersion="1",
+        LaunchTemplateData={"InstanceType": "t3.small"},
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName="web",
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": str(version)},
+    )
+    refresh_id: str = autoscaling.start_instance_refresh(
+        AutoScalingGroupName="web", Preferences={"InstanceWarmup": 0, **preferences}
+    )["InstanceRefreshId"]
+    return refresh_id
+
+
+def refresh_state(endpoint: str, refresh_id: str) -> dict[str, Any]:
+    described = client(endpoint, "autoscaling").describe_instance_refreshes(
+        AutoScalingGroupName="web", InstanceRefreshIds=[refresh_id]
+    )
+    return dict(described["InstanceRefreshes"][0])
+
+
+def test_a_member_deregistered_by_hand_stays_out_and_a_refresh_replaces_it_first(
+    endpoint: str,
+) -> None:
+    arn, _old, outside = group_and_victim(endpoint)
+    elbv2 = client(endpoint, "elbv2")
+    elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": outside}])
+    # Whatever the group does next, it leaves the member a user took out alone (as AWS does).
+    client(endpoint, "autoscaling").set_desired_capacity(
+        AutoScalingGroupName="web", DesiredCapacity=2
+    )
+    group_health.check_groups()
+    assert registered_targets(endpoint, arn) == member_ids(endpoint) - {outside}
+    assert outside in member_ids(endpoint)
+
+    refresh_id = start_refresh(endpoint, MinHealthyPercentage=50)
+    eventually(
+        "the refresh finished",
+        lambda: refresh_state(endpoint, refresh_id)["Status"] not in ("Pending", "InProgress"),
+        30,
+    )
+    assert refresh_state(endpoint, refresh_id)["Status"] == "Successful", refresh_state(
+        endpoint, refresh_id
+    )
+    terminated = [
+        a["Description"].split(": ")[1]
+        for a in reversed(activities(endpoint))
+        if a["Description"].startswith("Terminating") and "instance refresh" in a["Cause"]
+    ]
+    assert terminated[0] == outside  # the one that served nothing went first
+
+
+def test_a_refresh_waits_rather_than_leave_no_healthy_target(endpoint: str) -> None:
+    arn, old, _victim = group_and_victim(endpoint)
+    elbv2 = client(endpoint, "elbv2")
+    elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in sorted(old)][:1])
+    elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in sorted(old)][1:])
+
+    refresh_id = start_refresh(endpoint, MinHealthyPercentage=50)
+    eventually(
+        "the refresh waiting for healthy targets",
+        lambda: refresh_state(endpoint, refresh_id)["StatusReason"].startswith("Waiting:"),
+    )
+    reason = refresh_state(endpoint, refresh_id)["StatusReason"]
+    assert "0 of 2 InService instances are healthy targets" in reason, reason
+    assert member_ids(endpoint) == old  # nothing was taken out meanwhile
+    client(endpoint, "autoscaling").cancel_instance_refresh(AutoScalingGroupName="web")
+    eventually(
+        "the refresh cancelled",
+        lambda: refresh_state(endpoint, refresh_id)["Status"] == "Cancelled",
+    )
