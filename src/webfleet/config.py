@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from webfleet import certificates, regions
 from webfleet.errors import WebfleetError
 
 DEFAULT_STACK_FILE = Path("webfleet.toml")
@@ -149,6 +150,19 @@ class Subnet(Strict):
         return str(_ipv4_network(value))
 
 
+# Ranges a VPC cannot use (AWS refuses them; the local region also uses 127/8 itself).
+_RESERVED_RANGES = tuple(
+    (ipaddress.IPv4Network(cidr), what)
+    for cidr, what in (
+        ("0.0.0.0/8", '"this network"'),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+    )
+)
+
+
 class Network(Strict):
     vpc_cidr: str = "10.42.0.0/16"
     public_subnets: list[Subnet] = Field(min_length=2)
@@ -159,6 +173,12 @@ class Network(Strict):
         network = _ipv4_network(value)
         if not 16 <= network.prefixlen <= 28:
             raise ValueError("a VPC's prefix length must be between /16 and /28")
+        for reserved, what in _RESERVED_RANGES:
+            if network.overlaps(reserved):
+                raise ValueError(
+                    f"{network} is in the {what} range {reserved}, which AWS refuses for a VPC; "
+                    "use a private range such as 10.42.0.0/16"
+                )
         return str(network)
 
     @model_validator(mode="after")
@@ -433,6 +453,20 @@ def load_stack(
         raise StackError(
             path, ["file not found (pass --stack PATH or create webfleet.toml)"]
         ) from None
+    except IsADirectoryError:
+        raise StackError(
+            path, [f"is a directory: pass the stack file itself (e.g. {path / 'webfleet.toml'})"]
+        ) from None
+    except UnicodeDecodeError as error:
+        raise StackError(
+            path,
+            [
+                f"not UTF-8 text: byte {error.object[error.start]:#04x} at offset {error.start} "
+                "(TOML files are UTF-8; save it as UTF-8)"
+            ],
+        ) from None
+    except OSError as error:
+        raise StackError(path, [f"cannot be read: {error.strerror or error}"]) from None
     except tomllib.TOMLDecodeError as error:
         raise StackError(path, [f"not valid TOML: {error}"]) from None
     try:
@@ -447,6 +481,7 @@ def _resolve(path: Path, stack: StackFile, env_name: str) -> EnvironmentStack:
         known = ", ".join(sorted(stack.environments))
         raise StackError(path, [f"environments.{env_name}: no such environment (known: {known})"])
     environment = stack.environments[env_name]
+    _check_region(path, env_name, environment, stack.network)
     fleet = stack.asg.model_copy(
         update={
             key: value
@@ -466,6 +501,17 @@ def _resolve(path: Path, stack: StackFile, env_name: str) -> EnvironmentStack:
                 "(without it, webfleet makes the key pair and uses its own key)"
             ],
         )
+    https = stack.load_balancer.https
+    if https is not None and https.certificate_file and https.private_key_file:
+        base = path.parent
+        problems = certificates.check_listener_files(
+            "load_balancer.https",
+            base / https.certificate_file,
+            base / https.private_key_file,
+            base / https.certificate_chain_file if https.certificate_chain_file else None,
+        )
+        if problems:
+            raise StackError(path, problems)
     image = stack.image
     if environment.instance_type is not None:
         image = image.model_copy(update={"instance_type": environment.instance_type})
@@ -482,6 +528,27 @@ def _resolve(path: Path, stack: StackFile, env_name: str) -> EnvironmentStack:
         scaling=stack.scaling,
         tags={**tags, **stack.tags, **environment.tags},
     )
+
+
+def _check_region(path: Path, env_name: str, environment: Environment, network: Network) -> None:
+    """The region exists and has the zones the subnets name."""
+    letters = regions.zone_letters(environment.region)
+    if letters is None:
+        raise StackError(
+            path,
+            [
+                f"environments.{env_name}.region: unknown region {environment.region!r} "
+                f"(known: {', '.join(sorted(regions.ZONE_LETTERS))})"
+            ],
+        )
+    problems = [
+        f"network.public_subnets.{index}.zone: {subnet.zone!r} is not a zone of "
+        f"{environment.region} (environment {env_name}); its zones are {', '.join(letters)}"
+        for index, subnet in enumerate(network.public_subnets)
+        if subnet.zone not in letters
+    ]
+    if problems:
+        raise StackError(path, problems)
 
 
 def _check_sizes(min_size: int, desired: int, max_size: int) -> None:

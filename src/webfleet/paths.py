@@ -81,6 +81,13 @@ class ProjectPaths:
         return self.build_dir(env_name) / "verify"
 
 
+def state_home() -> Path:
+    """The XDG state home ($XDG_STATE_HOME, else ~/.local/state): webfleet keeps its own state
+    (the local region's, crash logs) under webfleet/ there."""
+    xdg_state = os.environ.get("XDG_STATE_HOME")
+    return Path(xdg_state) if xdg_state else Path.home() / ".local" / "state"
+
+
 def stack_artifacts_dir(stack_file: Path) -> Path:
     """Where the environments' build directories of one stack file go."""
     stack_file = stack_file.resolve()

@@ -12,7 +12,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from webfleet.cli import commands, init_command
+from webfleet.cli import commands, crash_report, init_command
 from webfleet.stages.load import LoadPlan
 
 STACK_HELP = {
@@ -26,6 +26,16 @@ def _run(command: Callable[..., None], *args: Any) -> None:
     try:
         command(*args)
     except commands.CommandFailed:
+        raise Exit(code=1) from None
+    except Exception as error:  # a bug, or a failure no stage explains: one line, not a trace
+        task_name = command.__name__.replace("_", "-")
+        log = crash_report.write_crash_log(task_name, error)
+        if crash_report.debugging():
+            commands.errors.print_exception()
+        commands.errors.print(
+            f"[bold red]error:[/] {crash_report.crash_message(task_name, error, log)}",
+            highlight=False,
+        )
         raise Exit(code=1) from None
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.images.baseimage import default_cache_dir
+from webfleet.paths import state_home
 
 STATE_DIR_ENV = "WEBFLEET_REGION_STATE_DIR"
 DEFAULT_VPC_CIDR_ENV = "WEBFLEET_REGION_DEFAULT_VPC_CIDR"
@@ -25,9 +26,7 @@ def default_state_dir() -> Path:
     explicit = os.environ.get(STATE_DIR_ENV)
     if explicit:
         return Path(explicit)
-    xdg_state = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg_state) if xdg_state else Path.home() / ".local" / "state"
-    return base / "webfleet" / "region"
+    return state_home() / "webfleet" / "region"
 
 
 def default_vpc_cidr() -> str:
