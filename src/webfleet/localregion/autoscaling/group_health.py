@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 HEALTH_CHECK_SECONDS = 2.0
 _EC2_CHECK = "an EC2 health check"
 _STATUS_CHECK = "EC2 status checks"
+_USER_CHECK = "a user health check"
 _EC2_UNHEALTHY = ("stopping", "stopped", "shutting-down", "terminated")
 _GONE = ("shutting-down", "terminated")
 # AWS's causes of a health check replacement.
@@ -43,6 +44,7 @@ EC2_CAUSE = (
 STATUS_CAUSE = (
     "an instance was taken out of service in response to an EC2 instance status checks failure."
 )
+USER_CAUSE = "an instance was taken out of service in response to a user health-check."
 ELB_CAUSE = (
     "an instance was taken out of service in response to an ELB system health check failure."
 )
@@ -115,6 +117,8 @@ def _unhealthy_reason(group: Any, state: Any, now: dt.datetime, elbv2: Any) -> s
         return f"{_EC2_CHECK}: the instance is {instance.state}"
     if problem := status_checks.impairment(instance):
         return f"{_STATUS_CHECK}: the instance is impaired ({problem})"
+    if state.health_status == "Unhealthy":
+        return f"{_USER_CHECK}: SetInstanceHealth marked it Unhealthy"
     if group.health_check_type != "ELB" or not past_grace_period(group, instance, now):
         return None
     for arn in list(group.target_group_arns):
@@ -152,6 +156,8 @@ def _replace(backend: Any, elbv2: Any, group: Any, state: Any, reason: str) -> N
         if reason.startswith(_EC2_CHECK)
         else STATUS_CAUSE
         if reason.startswith(_STATUS_CHECK)
+        else USER_CAUSE
+        if reason.startswith(_USER_CHECK)
         else ELB_CAUSE
     )
     group_members.retire(

@@ -254,6 +254,22 @@ def drain_on_scale_in() -> None:
                 target_group_arns
             )
 
+    original_detach_instances = AutoScalingBackend.detach_instances
+
+    def detach_instances(
+        self: Any, group_name: str, instance_ids: list[str], should_decrement: bool
+    ) -> Any:
+        # AWS deregisters a detached instance from the group's target groups (it drains and
+        # keeps running, no longer a member); moto leaves it registered.
+        group = self.autoscaling_groups[group_name]
+        for arn in list(group.target_group_arns):
+            with contextlib.suppress(Exception):
+                self.elbv2_backend.deregister_targets(arn, [{"Id": i} for i in instance_ids])
+        answered = original_detach_instances(self, group_name, instance_ids, should_decrement)
+        for activity in answered:
+            activities.history(self).insert(0, activity)
+        return answered
+
     def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
         group = _group_of(self, instance_id)
         old = int(group.desired_capacity or 0)
@@ -276,6 +292,7 @@ def drain_on_scale_in() -> None:
     FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]
     AutoScalingBackend.update_attached_target_groups = update_attached_target_groups  # type: ignore[method-assign]
     AutoScalingBackend.terminate_instance = terminate_instance  # type: ignore[method-assign]
+    AutoScalingBackend.detach_instances = detach_instances  # type: ignore[method-assign]
     AutoScalingBackend.detach_load_balancer_target_groups = detach_load_balancer_target_groups  # type: ignore[method-assign]
     AutoScalingBackend.notify_terminate_instances = notify_terminate_instances  # type: ignore[method-assign]
 

@@ -134,6 +134,17 @@ def _hook_instance_states() -> None:
         "stop_instances": "stop_instance",
         "start_instances": "start_instance",
     }
+    original_reboot = EC2Backend.reboot_instances
+
+    def reboot_instances(self: EC2Backend, instance_ids: list[str]) -> Any:
+        rebooted = original_reboot(self, instance_ids)
+        machines = _slot.active
+        if machines is not None:
+            for instance in rebooted:
+                machines.reboot_instance(instance)
+        return rebooted
+
+    EC2Backend.reboot_instances = reboot_instances  # type: ignore[method-assign,assignment]
     for method, action in transitions.items():
         original = getattr(EC2Backend, method)
 

@@ -75,6 +75,7 @@ class InstanceMachines:
         self._instances: set[str] = set()  # launched by this process, not yet terminated
         self._terminations: set[str] = set()  # asked to terminate
         self._records: dict[str, Any] = {}  # moto's records of self._instances
+        self._rebooting: set[str] = set()  # down on purpose: not a failed status check
         self._stopping = threading.Event()
         self._status_checks = Periodic(
             "EC2 status checks",
@@ -133,6 +134,14 @@ class InstanceMachines:
         if self._has_machine(record.id):
             _set_state(record, PENDING)
             self._in_background(record.id, "start", lambda: self._start(record))
+
+    def reboot_instance(self, record: Any) -> None:
+        """As EC2 reboots an instance: its OS restarts, the instance stays `running` (and keeps
+        its address, disk and status checks)."""
+        if self._has_machine(record.id) and not self._terminating(record.id):
+            with self._workers_lock:
+                self._rebooting.add(record.id)
+            self._in_background(record.id, "reboot", lambda: self._reboot(record))
 
     def terminate_instance(self, record: Any, release: Callable[[], None]) -> bool:
         """Start removing the machine; release() once it is gone. False if there is none to
@@ -224,6 +233,16 @@ class InstanceMachines:
         self.runtime.start(record.id)
         self._await_boot(record)
 
+    def _reboot(self, record: Any) -> None:
+        try:
+            self.runtime.stop(record.id)
+            self.runtime.start(record.id)
+            if not self._wait_running(record.id):
+                log.error("%s did not come back from its reboot", record.id)
+        finally:
+            with self._workers_lock:
+                self._rebooting.discard(record.id)
+
     def _terminate(self, record: Any, release: Callable[[], None]) -> None:
         try:
             self.runtime.terminate(record.id)
@@ -266,6 +285,7 @@ class InstanceMachines:
                 for instance_id, record in self._records.items()
                 if instance_id in self._instances
                 and instance_id not in self._terminations
+                and instance_id not in self._rebooting
                 and record.state == RUNNING[0]
             ]
 

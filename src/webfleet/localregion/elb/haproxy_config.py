@@ -165,7 +165,10 @@ def _defaults_section(lb: LoadBalancer) -> str:
     idle = lb.idle_timeout_seconds
     lines = [
         "mode http",
-        "timeout connect 5s",
+        # A connect on the VPC's bridge takes well under a millisecond; one that has not
+        # finished in a second is to an instance that went away (its address answers no ARP),
+        # and the retry below goes to another server before the client gives up.
+        "timeout connect 1s",
         f"timeout client {idle}s",
         f"timeout server {idle}s",
         # Measured (tests/e2e/test_group_health.py): with these, a backend that dies loses no

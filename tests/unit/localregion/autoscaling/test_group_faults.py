@@ -467,3 +467,31 @@ def test_a_refresh_waits_rather_than_leave_no_healthy_target(endpoint: str) -> N
         "the refresh cancelled",
         lambda: refresh_state(endpoint, refresh_id)["Status"] == "Cancelled",
     )
+
+
+def test_a_detached_instance_leaves_the_target_groups_and_keeps_running(endpoint: str) -> None:
+    arn, _old, detached = group_and_victim(endpoint)
+    autoscaling = client(endpoint, "autoscaling")
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=1)
+
+    autoscaling.detach_instances(
+        AutoScalingGroupName="web", InstanceIds=[detached], ShouldDecrementDesiredCapacity=True
+    )
+
+    assert detached not in {m["InstanceId"] for m in group_members(endpoint)}
+    assert detached not in registered_targets(endpoint, arn)
+    assert instance_states(endpoint, {detached}) == {detached: "running"}
+    assert activities(endpoint)[0]["Description"] == f"Detaching EC2 instance: {detached}"
+
+
+def test_set_instance_health_unhealthy_gets_the_instance_replaced(endpoint: str) -> None:
+    arn, _old, marked = group_and_victim(endpoint)
+
+    client(endpoint, "autoscaling").set_instance_health(InstanceId=marked, HealthStatus="Unhealthy")
+    group_health.check_groups()
+
+    current = member_ids(endpoint)
+    assert marked not in current and len(current) == 2
+    assert registered_targets(endpoint, arn) == current
+    terminated = next(a for a in activities(endpoint) if a["Description"].endswith(marked))
+    assert "in response to a user health-check" in terminated["Cause"]

@@ -148,7 +148,7 @@ CASES = [
         "defaults",
         [
             "mode http",
-            "timeout connect 5s",
+            "timeout connect 1s",
             "timeout client 120s",
             "timeout server 120s",
             "option redispatch",
