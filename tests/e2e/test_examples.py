@@ -27,7 +27,7 @@ from tests.e2e.project_copy import PIPELINE_TIMEOUT_SECONDS, failed, run_json, u
 from webfleet.paths import BUILD_DIR_ENV, PROJECT_DIR_ENV, ProjectPaths, stack_artifacts_dir
 from webfleet.stages.deploy.outputs import read_deployment
 
-pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(6)]
+pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(9)]
 
 WEBFLEET = ROOT / ".venv" / "bin" / "webfleet"
 EXAMPLES = ("django", "node", "static")
@@ -193,6 +193,39 @@ def test_destroying_one_stack_leaves_the_others_serving(
     ]
     assert not [n for n in names if n.startswith("django-api")], names
     assert get(read_deployment_of(examples["static"]), 80, "/")[0] == 200
+
+
+def test_the_tutorials_cpu_demo_scales_out_and_back_in(
+    sandbox: Sandbox, pipelines: dict[str, dict[str, Any]], examples: dict[str, Path]
+) -> None:
+    # The tutorial's group: one instance (at most three), a CPU target, CPU burnt on it. The
+    # target is low so that the scale-out does not hang on how busy this host is (its cores
+    # are shared by every machine of the test run).
+    directory = examples["node"]
+    stack_file = directory / "webfleet.toml"
+    text = stack_file.read_text().replace("target_cpu_percent = 50", "target_cpu_percent = 20")
+    stack_file.write_text(
+        text.replace(
+            "api_port = ", "min_size = 1\ndesired_capacity = 1\nmax_size = 3\napi_port = ", 1
+        )
+    )
+    result, _ = webfleet(sandbox, directory, "deploy")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    result, report = webfleet(
+        sandbox, directory, "load", "--rps", "0", "--cpu", "2", "--duration", "60",
+        "--settle", "240",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(f"\ncpu load: {[(s['at'], s['desired'], s['cpu']) for s in report['samples']]}")
+    assert report["sent"] == 0 and report["cpu"] == 2
+    assert report["peak_desired"] >= 2, report["samples"]
+    assert report["final_desired"] == 1 and report["settled_seconds"] is not None
+    seen = [s["cpu"] for s in report["samples"] if s["cpu"] is not None]
+    assert max(seen) > 20 and max(seen) <= 100, seen  # of the instance's 2 vCPUs
+    launched = [a for a in report["activities"] if "Launching a new EC2 instance" in a]
+    assert launched and all("ASGAverageCPUUtilization" in a for a in launched), launched
 
 
 def test_a_start_that_never_answers_fails_the_bake_and_makes_no_ami(

@@ -31,6 +31,8 @@ from webfleet.stages.deploy import apply as deploy_stage
 from webfleet.stages.deploy.outputs import read_deployment
 from webfleet.stages.render import render as render_files
 from webfleet.stages.verify import run as verify_stage
+from webfleet.stages.verify.specs import ssh_run
+from webfleet.stages.verify.ssh import ssh_access
 from webfleet.targets import cloud_target
 
 
@@ -182,6 +184,32 @@ def pipeline(stack_file: str | None, env_name: str | None, as_json: bool, failov
     _report_verify(result.verify, paths, as_json, result.stages, title="pipeline")
 
 
+def _burn_cpu(
+    stack: EnvironmentStack, paths: ProjectPaths, fleet: FleetView, plan: load_stage.LoadPlan
+) -> list[str]:
+    """Start the CPU burn on every InService instance over SSH; what happened, a line each."""
+    work_dir = paths.verify_dir(stack.env_name)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ssh = ssh_access(stack, paths, work_dir)
+    command = load_stage.cpu_burn_command(plan.cpu, plan.duration)
+    lines = []
+    for instance in fleet.instances(fleet.in_service_ids()):
+        address = instance.address(ssh.address)
+        if address is None:
+            raise WebfleetError(f"{instance.instance_id} has no {ssh.address} to burn CPU on")
+        result = ssh_run(ssh.config_file, address, command)
+        if result.returncode != 0:
+            raise WebfleetError(
+                f"starting the CPU burn on {instance.instance_id} ({address}) failed: ssh exit "
+                f"{result.returncode}: {result.stderr.strip()[:300]}"
+            )
+        lines.append(
+            f"burning {plan.cpu} CPU(s) on {instance.instance_id} ({address}) for "
+            f"{plan.duration:g} s"
+        )
+    return lines
+
+
 def load(
     stack_file: str | None,
     env_name: str | None,
@@ -200,6 +228,9 @@ def load(
         load_stage.check_loopback(alb.dns_name)
         fleet = FleetView(target, deployment)
         with Progress(live=False if as_json else None) as progress:
+            if plan.cpu:
+                for line in _burn_cpu(stack, paths, fleet, plan):
+                    progress.note(line)
             progress.stage(
                 "load",
                 f"{plan.rps} requests/s for {plan.duration:g} s to "

@@ -140,7 +140,9 @@ def pipeline(
 @task(
     help={
         **STACK_HELP,
-        "rps": "requests per second (1-500)",
+        "rps": "requests per second (1-500; 0 with --cpu for CPU only)",
+        "cpu": "also burn this many CPUs on every InService instance for the duration, over "
+        "SSH, as `stress --cpu N` does (default 0)",
         "duration": "seconds of load (up to 1800)",
         "settle": "after the load, watch up to this many seconds for the group to shrink to its "
         "minimum (default 0: stop with the load)",
@@ -156,13 +158,16 @@ def load(
     duration: int = 60,
     settle: int = 0,
     path: str = "/",
+    cpu: int = 0,
 ) -> None:
-    """Drive a bounded request load at the local ALB; show desired/InService capacity and metrics.
+    """Drive a bounded request load at the local ALB (and/or burn CPU on the instances); show
+    desired/InService capacity and metrics.
 
     With the stack's target tracking policies the group scales out under the load (up to max)
     and back in afterwards (down to min): --settle watches that happen.
     """
-    _run(commands.load, stack, env, json, LoadPlan(int(rps), float(duration), float(settle), path))
+    plan = LoadPlan(int(rps), float(duration), float(settle), path, int(cpu))
+    _run(commands.load, stack, env, json, plan)
 
 
 @task(help=STACK_HELP)

@@ -1,7 +1,9 @@
 """`invoke load`: a bounded request load on the local region's ALB, with the fleet watched live.
 
 Sends --rps requests per second for --duration seconds to the deployed ALB (its address must be
-on loopback: this is a rehearsal tool, not a load test of anything on the internet), and every
+on loopback: this is a rehearsal tool, not a load test of anything on the internet), and/or
+with --cpu N burns N CPUs on every InService instance for the duration (over SSH, as the
+tutorials' `stress --cpu N` does), and every
 couple of seconds reports the group's desired and InService capacity and the metrics its target
 tracking policies act on (from the region's CloudWatch). --settle keeps watching after the load
 until the group is back at its minimum size (bounded).
@@ -30,17 +32,26 @@ REPORT_SECONDS = 2.0
 WORKERS = 32
 
 
+MAX_CPU_BURNERS = 16
+
+
 @dataclass(frozen=True)
 class LoadPlan:
     rps: int
     duration: float
     settle: float
     path: str = "/"
+    cpu: int = 0  # busy loops per instance for the duration (`stress --cpu N`), 0: none
 
     def check(self) -> None:
         problems = []
-        if not 1 <= self.rps <= MAX_RPS:
-            problems.append(f"--rps must be between 1 and {MAX_RPS} (got {self.rps})")
+        lowest = 0 if self.cpu else 1
+        if not lowest <= self.rps <= MAX_RPS:
+            problems.append(
+                f"--rps must be between {lowest} and {MAX_RPS} (got {self.rps}; 0 only with --cpu)"
+            )
+        if not 0 <= self.cpu <= MAX_CPU_BURNERS:
+            problems.append(f"--cpu must be between 0 and {MAX_CPU_BURNERS} (got {self.cpu})")
         if not 0 < self.duration <= MAX_DURATION_SECONDS:
             problems.append(
                 f"--duration must be between 1 and {MAX_DURATION_SECONDS} s (got {self.duration:g})"
@@ -92,6 +103,7 @@ class LoadReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "rps": self.plan.rps,
+            "cpu": self.plan.cpu,
             "duration": self.plan.duration,
             "path": self.plan.path,
             "sent": self.sent,
@@ -133,13 +145,21 @@ def check_loopback(dns_name: str) -> None:
         )
 
 
+def cpu_burn_command(burners: int, seconds: float) -> str:
+    """What `stress --cpu N --timeout S` does, with the shell every image has: N busy loops,
+    ended by `timeout` even if nobody comes back to stop them; detached, so ssh returns."""
+    loops = " ".join(["(while :; do :; done) &"] * burners)
+    return f"setsid nohup timeout {int(seconds)} sh -c '{loops} wait' >/dev/null 2>&1 < /dev/null &"
+
+
 def run_load(
     plan: LoadPlan,
     fetch: Callable[[], Answer],
     fleet: FleetView,
     on_sample: Callable[[str], None],
 ) -> LoadReport:
-    """Send the load while sampling the fleet; then (with settle) wait for the minimum size."""
+    """Send the load while sampling the fleet; then (with settle) wait for the minimum size.
+    (A CPU burn, started on the instances before, runs meanwhile by itself.)"""
     report = LoadReport(plan)
     started_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     started = time.monotonic()
@@ -162,12 +182,12 @@ def run_load(
         on_sample(f"{sample.at:6.1f} s {phase}: {counts}; {sample.describe()}")
         return sample
 
-    interval = 1.0 / plan.rps
+    interval = 1.0 / plan.rps if plan.rps else REPORT_SECONDS
     next_report = started
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="webfleet-load") as pool:
         sent = 0
         while (now := time.monotonic()) - started < plan.duration:
-            due = int((now - started) / interval) + 1
+            due = int((now - started) / interval) + 1 if plan.rps else 0
             while sent < due:
                 pool.submit(send)
                 sent += 1

@@ -14,7 +14,8 @@ Where the patches are:
 - ``ec2/hooks.py``, ``elb/hooks.py``: instance, image and load balancer work handed to the
   running machines and load balancer components; ``ec2/status_checks.py``: impaired instances.
 - ``autoscaling/group_health.py`` (launches spread over the group's AZs), ``members.py``
-  (leaving instances drain first), ``activities.py`` (DescribeScalingActivities).
+  (leaving instances drain first), ``activities.py`` (DescribeScalingActivities),
+  ``traffic_sources.py`` (Attach/Detach/DescribeTrafficSources).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ PATCH_MODULES: Final = (
     "webfleet.localregion.autoscaling.group_health",
     "webfleet.localregion.autoscaling.members",
     "webfleet.localregion.autoscaling.activities",
+    "webfleet.localregion.autoscaling.traffic_sources",
 )
 
 

@@ -2,8 +2,8 @@
 
 Every PERIOD_SECONDS, for each group:
 - ASGAverageCPUUtilization: the mean over its InService instances of the CPU time their machine's
-  cgroup used in the period, as a percentage of the host's CPUs (the machines share them);
-  published as AWS/EC2 CPUUtilization {AutoScalingGroupName}.
+  cgroup used in the period, as a percentage of the instance type's vCPUs (t3.micro: 2), as
+  EC2 reports it; published as AWS/EC2 CPUUtilization {AutoScalingGroupName}.
 - ALBRequestCountPerTarget (for a policy's ResourceLabel): the responses HAProxy's servers of the
   target group gave in the period, per minute, divided by the healthy targets; published as
   AWS/ApplicationELB RequestCountPerTarget {TargetGroup}.
@@ -110,7 +110,7 @@ class TargetTracking:
 
     def _measure(self, backend: Any, group: Any, tracking: _GroupTracking) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        in_service = [s.instance.id for s in group.instance_states
+        in_service = [s.instance for s in group.instance_states
                       if s.lifecycle_state == "InService"]  # fmt: skip
         cpu = self._cpu_percent(in_service, tracking)
         if cpu is not None:
@@ -121,18 +121,20 @@ class TargetTracking:
                 metrics[f"{REQUESTS}:{arn}"] = per_target
         return metrics
 
-    def _cpu_percent(self, instance_ids: list[str], tracking: _GroupTracking) -> float | None:
-        capacity_usec = self._period * 1_000_000 * (os.cpu_count() or 1)
+    def _cpu_percent(self, instances: list[Any], tracking: _GroupTracking) -> float | None:
         samples = []
         seen: dict[str, int] = {}
-        for instance_id in instance_ids:
-            usage = self._cpu_usage(instance_id)
+        for instance in instances:
+            usage = self._cpu_usage(instance.id)
             if usage is None:
                 continue
-            seen[instance_id] = usage
-            previous = tracking.cpu_usec.get(instance_id)
+            seen[instance.id] = usage
+            previous = tracking.cpu_usec.get(instance.id)
             if previous is not None and usage >= previous:
-                samples.append(100.0 * (usage - previous) / capacity_usec)
+                # As EC2's CPUUtilization: of the instance type's vCPUs (a machine may use more
+                # of the host than that when it has more cores: capped at 100 %).
+                capacity_usec = self._period * 1_000_000 * vcpus(instance.instance_type)
+                samples.append(min(100.0, 100.0 * (usage - previous) / capacity_usec))
         tracking.cpu_usec = seen
         return round(sum(samples) / len(samples), 2) if samples else None
 
@@ -294,6 +296,14 @@ def _publish(account: str, region: str, group: Any, metrics: dict[str, float]) -
     for namespace, metric_data in data.items():
         if metric_data:
             backend.put_metric_data(namespace, metric_data)
+
+
+def vcpus(instance_type: str) -> int:
+    """The instance type's vCPUs (EC2's table, as moto has it); the host's for an unknown type."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    info = INSTANCE_TYPES.get(instance_type, {}).get("VCpuInfo", {})
+    return int(info.get("DefaultVCpus") or os.cpu_count() or 1)
 
 
 def alarm_cause(group: Any, decision: Decision, old: int) -> str:

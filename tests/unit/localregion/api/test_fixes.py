@@ -630,3 +630,39 @@ def test_target_tracking_honours_max_and_a_single_spike_does_not_scale(endpoint:
     counters.requests += 10_000
     engine.tick()
     assert desired(endpoint) == 4  # wants hundreds; max_size is 4
+
+
+def test_cpu_is_measured_against_the_instance_types_vcpus(endpoint: str) -> None:
+    from webfleet.localregion.autoscaling import scaling
+
+    group_with_target_group(endpoint, capacity=2)
+    client(endpoint, "autoscaling").put_scaling_policy(
+        AutoScalingGroupName="web",
+        PolicyName="cpu",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingConfiguration={
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"},
+            "TargetValue": 40.0,
+        },
+    )
+    counters = Counters()
+    engine = scaling.TargetTracking(counters, counters.cpu_usage, period=10.0)
+    engine.tick()  # first readings
+    # Each t3.micro (2 vCPUs) burns one full core for the 10 s period: 50 %, whatever the host.
+    for _ in range(scaling.SCALE_OUT_PERIODS):
+        for instance_id in counters.cpu_usec:
+            counters.cpu_usec[instance_id] += 10 * 1_000_000
+        engine.tick()
+
+    now = dt.datetime.now(dt.UTC)
+    datapoints = client(endpoint, "cloudwatch").get_metric_statistics(
+        Namespace="AWS/EC2",
+        MetricName="CPUUtilization",
+        Dimensions=[{"Name": "AutoScalingGroupName", "Value": "web"}],
+        StartTime=now - dt.timedelta(minutes=1),
+        EndTime=now + dt.timedelta(seconds=5),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [d["Maximum"] for d in datapoints] == [50.0]
+    assert desired(endpoint) == 3  # ceil(2 * 50 / 40)

@@ -495,3 +495,41 @@ def test_set_instance_health_unhealthy_gets_the_instance_replaced(endpoint: str)
     assert registered_targets(endpoint, arn) == current
     terminated = next(a for a in activities(endpoint) if a["Description"].endswith(marked))
     assert "in response to a user health-check" in terminated["Cause"]
+
+
+def test_traffic_sources_attach_register_describe_and_detach(endpoint: str) -> None:
+    create_group(endpoint, capacity=2)
+    arn = target_group(endpoint)
+    autoscaling = client(endpoint, "autoscaling")
+    source = {"Identifier": arn, "Type": "elbv2"}
+
+    autoscaling.attach_traffic_sources(AutoScalingGroupName="web", TrafficSources=[source])
+
+    assert registered_targets(endpoint, arn) == member_ids(endpoint)
+    (described,) = autoscaling.describe_traffic_sources(
+        AutoScalingGroupName="web", TrafficSourceType="elbv2"
+    )["TrafficSources"]
+    assert (described["Identifier"], described["Type"]) == (arn, "elbv2")
+    assert described["State"] in ("Added", "InService")
+    # The same target group, as the older API sees it.
+    (classic,) = autoscaling.describe_load_balancer_target_groups(AutoScalingGroupName="web")[
+        "LoadBalancerTargetGroups"
+    ]
+    assert classic["LoadBalancerTargetGroupARN"] == arn
+    # A new member is registered in it too.
+    autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=3)
+    assert registered_targets(endpoint, arn) == member_ids(endpoint)
+
+    autoscaling.detach_traffic_sources(AutoScalingGroupName="web", TrafficSources=[source])
+    eventually(
+        "the detached source gone",
+        lambda: (
+            not autoscaling.describe_traffic_sources(AutoScalingGroupName="web")["TrafficSources"]
+        ),
+    )
+    assert not registered_targets(endpoint, arn) & member_ids(endpoint)
+
+    with pytest.raises(ClientError, match="not supported by the local region"):
+        autoscaling.attach_traffic_sources(
+            AutoScalingGroupName="web", TrafficSources=[{"Identifier": "x", "Type": "vpc-lattice"}]
+        )
