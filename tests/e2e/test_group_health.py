@@ -2,7 +2,8 @@
 group's AZs; with ELB health checks an instance that turns unhealthy after the grace period is
 replaced by a healthy one; and a member that leaves (terminated through EC2, its machine
 killed, terminated through the group) is replaced and registered while a steady stream of
-requests through the ALB loses none (HAProxy's retries and redispatch; see the README).
+requests through the ALB loses none (HAProxy's retries and redispatch; see the README); and the
+region's own parts (an ALB's HAProxy, a VPC's metadata service) killed come back in seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tests.e2e.test_load_balancer import health, wait_for
 from tests.e2e.web_group import WebGroup, in_service, make_web_group, members, serving
 from webfleet import traffic
 from webfleet.localregion.ec2.machines import MachineRuntime
+from webfleet.localregion.elb.load_balancers import haproxy_processes
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
 from webfleet.targets import region_settings
@@ -208,3 +210,48 @@ def test_a_rebooted_member_restarts_stays_running_and_loses_no_request(
         samples = stream.stop()
     assert states == {("running", "ok")}, states
     assert_none_failed(samples)
+
+
+# --- the local region's own parts, killed ---------------------------------------------------
+
+
+def test_a_killed_haproxy_is_restarted_within_seconds(
+    sandbox: Sandbox, region: RegionSettings, group: WebGroup
+) -> None:
+    target = sandbox.target()
+    wait_for("two healthy members", lambda: serving(target.elbv2(), target.autoscaling(), group))
+    (pid,) = haproxy_processes(region.state_dir / "load-balancers")
+    os.kill(pid, signal.SIGKILL)
+    listener = traffic.Listener("HTTP", 80, "forward")
+
+    recovered = wait_for(
+        "the balancer answering again",
+        lambda: (
+            traffic.fetch(group.dns_name, listener, "/").ok
+            and haproxy_processes(region.state_dir / "load-balancers") != [pid]
+        ),
+        10,
+    )
+    print(f"\nHAProxy answered again {recovered:.1f} s after it was killed")
+
+
+def test_a_killed_metadata_service_is_restarted_within_seconds(
+    sandbox: Sandbox, region: RegionSettings, group: WebGroup
+) -> None:
+    autoscaling = sandbox.target().autoscaling()
+    member = sorted(in_service(autoscaling, group.name))[0]
+    runtime = MachineRuntime(region.state_dir)
+    vpc_id = runtime.spec(member).vpc_id
+    pid_file = region.state_dir / "networks" / vpc_id / "imds.pid"
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    token = [
+        "curl", "-sf", "-m", "2", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60",
+        "http://169.254.169.254/latest/api/token",
+    ]  # fmt: skip
+
+    recovered = wait_for(
+        "the metadata service answering the instance again",
+        lambda: runtime.run_in(member, token, timeout=5).returncode == 0,
+        15,
+    )
+    print(f"\nIMDS answered again {recovered:.1f} s after it was killed")

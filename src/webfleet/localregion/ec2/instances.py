@@ -80,9 +80,7 @@ class InstanceMachines:
         self._status_checks = Periodic(
             "EC2 status checks",
             status_checks.STATUS_CHECK_SECONDS,
-            lambda: status_checks.check_machines(
-                self.runtime, settings.state_dir, self._running_records
-            ),
+            lambda: self._check(settings),
         )
 
     # --- component ------------------------------------------------------------------------------
@@ -276,6 +274,12 @@ class InstanceMachines:
         log.info("%s is available (from %s)", image.id, instance_id)
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _check(self, settings: RegionSettings) -> None:
+        """Every couple of seconds: EC2's status checks, and the VPCs' own services repaired."""
+        status_checks.check_machines(self.runtime, settings.state_dir, self._running_records)
+        for repaired in self.runtime.repair_networks():
+            log.warning("repaired %s", repaired)
 
     def _running_records(self) -> list[Any]:
         """moto's records of this process's instances that run and are not being terminated."""

@@ -40,6 +40,7 @@ from webfleet.localregion.ec2.network import (
     VpcNetwork,
     instance_mac,
     instance_netns,
+    link_exists,
     remove_region_networks,
 )
 from webfleet.localregion.errors import LocalRegionError
@@ -346,6 +347,32 @@ class MachineRuntime:
             record.spec.ami_id,
             record.spec.availability_zone,
         )
+
+    def repair_networks(self) -> builtins.list[str]:
+        """Restart the metadata service (and bridge) of a VPC with running machines where it
+        died; what was repaired, a line each. EC2's metadata service does not go away."""
+        repaired = []
+        with self._lock:
+            running = [
+                r
+                for r in self._records.all()
+                if r.state is MachineState.RUNNING and self._nspawn_pid(r) is not None
+            ]
+            for vpc_id, spec in {r.spec.vpc_id: r.spec for r in running}.items():
+                network = self._network(spec)
+                bridge_lost = not link_exists(network.bridge)
+                if network.imds_pid() is None or bridge_lost:
+                    network.ensure()
+                    # A new bridge has no ports: put the machines of the VPC back on it.
+                    for record in running if bridge_lost else []:
+                        if record.spec.vpc_id == vpc_id:
+                            network.attach(
+                                record.spec.instance_id,
+                                record.spec.private_ip,
+                                record.spec.prefixlen,
+                            )
+                    repaired.append(f"{vpc_id}: restarted its metadata service and bridge")
+        return repaired
 
     def _network(self, spec: MachineSpec) -> VpcNetwork:
         # Subnets of the VPC known so far: from this spec and every machine of the same VPC.
