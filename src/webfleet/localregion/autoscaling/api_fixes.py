@@ -11,6 +11,8 @@ the local region. Each is a patch in the registry (api/patches.py), applied by t
   preference; without it an apply changing the template and the group fails in the provider.
 - ``add_instance_refresh``: StartInstanceRefresh, DescribeInstanceRefreshes,
   CancelInstanceRefresh and RollbackInstanceRefresh, served by instance_refresh.py.
+- ``add_missing_actions``: DisableMetricsCollection, DescribeAccountLimits and the
+  Describe*Types lists (moto answers them 501).
 
 The package's other patches are next to what they serve: DescribeScalingActivities lists every
 launch and termination with its cause (activities.py; moto always answers an empty list); an
@@ -195,3 +197,80 @@ def add_instance_refresh() -> None:
     AutoScalingResponse.describe_instance_refreshes = describe  # type: ignore[attr-defined]
     AutoScalingResponse.cancel_instance_refresh = cancel  # type: ignore[attr-defined]
     AutoScalingResponse.rollback_instance_refresh = rollback  # type: ignore[attr-defined]
+
+
+# --- actions moto lacks that Terraform's resources call ---------------------------------------
+
+GROUP_METRICS = (
+    "GroupMinSize", "GroupMaxSize", "GroupDesiredCapacity", "GroupInServiceInstances",
+    "GroupPendingInstances", "GroupStandbyInstances", "GroupTerminatingInstances",
+    "GroupTotalInstances", "GroupInServiceCapacity", "GroupPendingCapacity",
+    "GroupStandbyCapacity", "GroupTerminatingCapacity", "GroupTotalCapacity",
+    "WarmPoolDesiredCapacity", "WarmPoolWarmedCapacity", "WarmPoolPendingCapacity",
+    "WarmPoolTerminatingCapacity", "WarmPoolTotalCapacity", "GroupAndWarmPoolDesiredCapacity",
+    "GroupAndWarmPoolTotalCapacity",
+)  # fmt: skip
+SCALING_PROCESSES = (
+    "Launch", "Terminate", "AddToLoadBalancer", "AlarmNotification", "AZRebalance",
+    "HealthCheck", "InstanceRefresh", "ReplaceUnhealthy", "ScheduledActions",
+)  # fmt: skip
+
+
+@moto_patch("autoscaling.missing_actions")
+def add_missing_actions() -> None:
+    """DisableMetricsCollection (aws_autoscaling_group when enabled_metrics shrink) and the
+    Describe*Types and DescribeAccountLimits lists, answered as AWS answers them."""
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import ActionResult, EmptyResult
+
+    def disable_metrics_collection(self: AutoScalingResponse) -> EmptyResult:
+        name = self._get_param("AutoScalingGroupName")
+        group = refreshes.find_group(self.autoscaling_backend, name)
+        metrics = self._get_param("Metrics") or []
+        group.metrics = [m for m in group.metrics if metrics and m not in metrics]
+        return EmptyResult()
+
+    def answer(result: dict[str, Any]) -> Callable[[AutoScalingResponse], ActionResult]:
+        return lambda self: ActionResult(result)
+
+    AutoScalingResponse.disable_metrics_collection = disable_metrics_collection  # type: ignore[attr-defined]
+    static: dict[str, dict[str, Any]] = {
+        "describe_account_limits": {
+            "MaxNumberOfAutoScalingGroups": 500,
+            "MaxNumberOfLaunchConfigurations": 200,
+            "NumberOfAutoScalingGroups": 0,
+            "NumberOfLaunchConfigurations": 0,
+        },
+        "describe_adjustment_types": {
+            "AdjustmentTypes": [
+                {"AdjustmentType": t}
+                for t in ("ChangeInCapacity", "ExactCapacity", "PercentChangeInCapacity")
+            ]
+        },
+        "describe_scaling_process_types": {
+            "Processes": [{"ProcessName": p} for p in SCALING_PROCESSES]
+        },
+        "describe_termination_policy_types": {
+            "TerminationPolicyTypes": [
+                "AllocationStrategy",
+                "ClosestToNextInstanceHour",
+                "Default",
+                "NewestInstance",
+                "OldestInstance",
+                "OldestLaunchConfiguration",
+                "OldestLaunchTemplate",
+            ]
+        },
+        "describe_metric_collection_types": {
+            "Metrics": [{"Metric": m} for m in GROUP_METRICS],
+            "Granularities": [{"Granularity": "1Minute"}],
+        },
+        "describe_lifecycle_hook_types": {
+            "LifecycleHookTypes": [
+                "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "autoscaling:EC2_INSTANCE_TERMINATING",
+            ]
+        },
+    }
+    for method, result in static.items():
+        setattr(AutoScalingResponse, method, answer(result))

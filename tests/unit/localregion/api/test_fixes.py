@@ -445,14 +445,17 @@ def test_action_moto_lacks_fails_fast_and_is_not_retried(endpoint: str) -> None:
         config=Config(retries={"mode": "standard", "max_attempts": 5}),
     )
 
+    now = dt.datetime.now(dt.UTC)
     with pytest.raises(ClientError) as raised:
-        autoscaling.describe_traffic_sources(AutoScalingGroupName="web")
+        autoscaling.get_predictive_scaling_forecast(
+            AutoScalingGroupName="web", PolicyName="none", StartTime=now, EndTime=now
+        )
 
     response = raised.value.response
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 501
     assert response["ResponseMetadata"]["RetryAttempts"] == 0
     assert response["Error"]["Code"] == "NotImplemented"
-    assert "autoscaling:DescribeTrafficSources" in response["Error"]["Message"]
+    assert "autoscaling:GetPredictiveScalingForecast" in response["Error"]["Message"]
 
 
 def failing_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

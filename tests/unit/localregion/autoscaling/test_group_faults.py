@@ -533,3 +533,26 @@ def test_traffic_sources_attach_register_describe_and_detach(endpoint: str) -> N
         autoscaling.attach_traffic_sources(
             AutoScalingGroupName="web", TrafficSources=[{"Identifier": "x", "Type": "vpc-lattice"}]
         )
+
+
+def test_metrics_collection_turns_off_and_the_type_lists_answer(endpoint: str) -> None:
+    create_group(endpoint, capacity=1)
+    autoscaling = client(endpoint, "autoscaling")
+    autoscaling.enable_metrics_collection(
+        AutoScalingGroupName="web", Granularity="1Minute", Metrics=["GroupMinSize", "GroupMaxSize"]
+    )
+    autoscaling.disable_metrics_collection(AutoScalingGroupName="web", Metrics=["GroupMinSize"])
+    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])[
+        "AutoScalingGroups"
+    ]
+    assert [m["Metric"] for m in group["EnabledMetrics"]] == ["GroupMaxSize"]
+    autoscaling.disable_metrics_collection(AutoScalingGroupName="web")  # all
+    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])[
+        "AutoScalingGroups"
+    ]
+    assert not group.get("EnabledMetrics")
+
+    processes = autoscaling.describe_scaling_process_types()["Processes"]
+    assert {"Launch", "AZRebalance", "AddToLoadBalancer"} <= {p["ProcessName"] for p in processes}
+    assert autoscaling.describe_account_limits()["MaxNumberOfAutoScalingGroups"] > 0
+    assert "Default" in autoscaling.describe_termination_policy_types()["TerminationPolicyTypes"]
