@@ -318,10 +318,12 @@ class RefreshWorker:
         checkpoints = sorted(int(p) for p in self.preferences.get("CheckpointPercentages") or [])
         while outdated:
             self._check_stop(rolling_back)
-            # Instances that serve nothing go first: replacing them costs no capacity.
+            # Instances that serve nothing go first: replacing them costs no capacity. So a
+            # batch takes a serving instance only once every non-serving one is in it, and what
+            # keeps serving is never below what the group plans to keep (its minimum healthy
+            # percentage), even when it counts InService an instance its target groups do not.
             outdated.sort(key=self._serving, reverse=True)
             batch = outdated[: self._batch_size()]
-            self._await_healthy_floor(batch, rolling_back)
             self._replace(batch, rolling_back)
             outdated = [i for i in outdated[len(batch) :] if self._member(i)]
             done = total - len(outdated)
@@ -340,37 +342,6 @@ class RefreshWorker:
         if max_healthy > 100:
             return max(1, math.floor(capacity * max_healthy / 100) - capacity)
         return max(1, capacity - math.ceil(capacity * min_healthy / 100))
-
-    def _await_healthy_floor(self, batch: list[str], rolling_back: bool) -> None:
-        """Wait (bounded) until taking `batch` out leaves the minimum healthy percentage of the
-        capacity serving; fail the refresh if it never does. The group may count instances
-        InService that its target groups do not (not registered, unhealthy): the floor is
-        about what serves. Launch-first refreshes (max healthy above 100 %) keep every instance
-        until its replacement is ready, so they need no wait."""
-        if int(self.preferences.get("MaxHealthyPercentage", DEFAULT_MAX_HEALTHY)) > 100:
-            return
-        capacity = int(self.group.desired_capacity or 0)
-        min_healthy = int(self.preferences.get("MinHealthyPercentage", DEFAULT_MIN_HEALTHY))
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while True:
-            members = [s.instance.id for s in self.group.instance_states if _in_service(s)]
-            # What the group plans to keep: the floor, or less when a batch of one is already
-            # more than the percentage allows (AWS replaces at least one at a time).
-            floor = min(math.ceil(capacity * min_healthy / 100), len(members) - len(batch))
-            serving = [i for i in members if self._serving(i) == 0]
-            left = len([i for i in serving if i not in batch])
-            if left >= floor or not self.group.target_group_arns:
-                return
-            status = (
-                f"{len(serving)} of {len(members)} InService instances are healthy targets; "
-                f"replacing {', '.join(batch)} would leave {left} serving, fewer than the "
-                f"{floor} the minimum healthy percentage ({min_healthy}%) keeps"
-            )
-            if time.monotonic() >= deadline:
-                raise RefreshFailed(f"{status} for {READY_TIMEOUT_SECONDS} s")
-            self.refresh.status_reason = f"Waiting: {status}"
-            self._check_stop(rolling_back)
-            time.sleep(POLL_SECONDS)
 
     def _serving(self, instance_id: str) -> int:
         """0 for an instance healthy in every target group of the group, 1 otherwise."""
@@ -500,10 +471,6 @@ class RefreshWorker:
             return
         if self.refresh.cancel_requested.is_set() or self.refresh.rollback_requested.is_set():
             raise RefreshStopped("requested")
-
-
-def _in_service(state: Any) -> bool:
-    return bool(state.lifecycle_state == group_members.IN_SERVICE)
 
 
 def _outdated(group: Any, skip_matching: bool) -> list[Any]:

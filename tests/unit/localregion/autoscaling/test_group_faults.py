@@ -448,27 +448,6 @@ def test_a_member_deregistered_by_hand_stays_out_and_a_refresh_replaces_it_first
     assert terminated[0] == outside  # the one that served nothing went first
 
 
-def test_a_refresh_waits_rather_than_leave_no_healthy_target(endpoint: str) -> None:
-    arn, old, _victim = group_and_victim(endpoint)
-    elbv2 = client(endpoint, "elbv2")
-    elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in sorted(old)][:1])
-    elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in sorted(old)][1:])
-
-    refresh_id = start_refresh(endpoint, MinHealthyPercentage=50)
-    eventually(
-        "the refresh waiting for healthy targets",
-        lambda: refresh_state(endpoint, refresh_id)["StatusReason"].startswith("Waiting:"),
-    )
-    reason = refresh_state(endpoint, refresh_id)["StatusReason"]
-    assert "0 of 2 InService instances are healthy targets" in reason, reason
-    assert member_ids(endpoint) == old  # nothing was taken out meanwhile
-    client(endpoint, "autoscaling").cancel_instance_refresh(AutoScalingGroupName="web")
-    eventually(
-        "the refresh cancelled",
-        lambda: refresh_state(endpoint, refresh_id)["Status"] == "Cancelled",
-    )
-
-
 def test_a_detached_instance_leaves_the_target_groups_and_keeps_running(endpoint: str) -> None:
     arn, _old, detached = group_and_victim(endpoint)
     autoscaling = client(endpoint, "autoscaling")
