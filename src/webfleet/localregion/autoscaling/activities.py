@@ -157,6 +157,20 @@ def page(
     return activities[start:end], (str(end) if end < len(activities) else None)
 
 
+def paged_result(response: Any, key: str, items: list[Any]) -> dict[str, Any]:
+    """One page of `items` under `key`, after the request's MaxRecords and NextToken (AWS's
+    InvalidNextToken for a token it did not give)."""
+    limit = response._get_param("MaxRecords")
+    try:
+        shown, token = page(items, int(limit) if limit else None, response._get_param("NextToken"))
+    except ValueError as error:
+        raise client_error("InvalidNextToken", str(error)) from None
+    result: dict[str, Any] = {key: shown}
+    if token:
+        result["NextToken"] = token
+    return result
+
+
 @moto_patch("autoscaling.scaling_activities")
 def serve_scaling_activities() -> None:
     """DescribeScalingActivities from the history (moto answers an empty list)."""
@@ -178,14 +192,7 @@ def serve_scaling_activities() -> None:
             for a in history(self.autoscaling_backend)
             if (not name or a.auto_scaling_group_name == name) and (not ids or a.activity_id in ids)
         ]
-        try:
-            shown, token = page(wanted, int(limit) if limit else None, self._get_param("NextToken"))
-        except ValueError as error:
-            raise client_error("InvalidNextToken", str(error)) from None
-        result: dict[str, Any] = {"Activities": shown}
-        if token:
-            result["NextToken"] = token
-        return ActionResult(result)
+        return ActionResult(paged_result(self, "Activities", wanted))
 
     AutoScalingResponse.describe_scaling_activities = describe_scaling_activities  # type: ignore[method-assign]
 

@@ -114,17 +114,7 @@ def serve_traffic_sources() -> None:
             {"TrafficSource": arn, "Identifier": arn, "Type": ELBV2, "State": state}
             for arn, state in states.items()
         ]
-        limit = self._get_param("MaxRecords")
-        try:
-            shown, token = activities.page(
-                listed, int(limit) if limit else None, self._get_param("NextToken")
-            )
-        except ValueError as error:
-            raise client_error("InvalidNextToken", str(error)) from None
-        result: dict[str, Any] = {"TrafficSources": shown}
-        if token:
-            result["NextToken"] = token
-        return ActionResult(result)
+        return ActionResult(activities.paged_result(self, "TrafficSources", listed))
 
     AutoScalingResponse.attach_traffic_sources = attach_traffic_sources  # type: ignore[attr-defined]
     AutoScalingResponse.detach_traffic_sources = detach_traffic_sources  # type: ignore[attr-defined]

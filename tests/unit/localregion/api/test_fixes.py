@@ -192,18 +192,23 @@ def test_load_balancer_dns_names_are_elbs_and_never_repeat(endpoint: str) -> Non
 # --- Auto Scaling: scaling policies ---------------------------------------------------------
 
 
-def test_target_tracking_policy_reads_back_as_written(endpoint: str) -> None:
-    create_group(endpoint, capacity=1)
-    autoscaling = client(endpoint, "autoscaling")
-    autoscaling.put_scaling_policy(
+def put_cpu_policy(endpoint: str, target: float) -> None:
+    """A target tracking policy "cpu" on the group's average CPU, as Terraform writes one."""
+    client(endpoint, "autoscaling").put_scaling_policy(
         AutoScalingGroupName="web",
         PolicyName="cpu",
         PolicyType="TargetTrackingScaling",
         TargetTrackingConfiguration={
             "PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"},
-            "TargetValue": 60.0,
+            "TargetValue": target,
         },
     )
+
+
+def test_target_tracking_policy_reads_back_as_written(endpoint: str) -> None:
+    create_group(endpoint, capacity=1)
+    autoscaling = client(endpoint, "autoscaling")
+    put_cpu_policy(endpoint, target=60.0)
     autoscaling.put_scaling_policy(
         AutoScalingGroupName="web",
         PolicyName="cpu-off",
@@ -639,15 +644,7 @@ def test_cpu_is_measured_against_the_instance_types_vcpus(endpoint: str) -> None
     from webfleet.localregion.autoscaling import scaling
 
     group_with_target_group(endpoint, capacity=2)
-    client(endpoint, "autoscaling").put_scaling_policy(
-        AutoScalingGroupName="web",
-        PolicyName="cpu",
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingConfiguration={
-            "PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"},
-            "TargetValue": 40.0,
-        },
-    )
+    put_cpu_policy(endpoint, target=40.0)
     counters = Counters()
     engine = scaling.TargetTracking(counters, counters.cpu_usage, period=10.0)
     engine.tick()  # first readings
