@@ -17,16 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sandbox import local_region, quiet
+from sandbox import deployed_fleet, local_region
 
 from webfleet import traffic
 from webfleet.fleet import FleetView
 from webfleet.localregion.ec2.machines import MachineRuntime
-from webfleet.stages.bake import bake
-from webfleet.stages.deploy import apply as deploy_stage
-from webfleet.stages.deploy.outputs import read_deployment
 from webfleet.stages.verify.settle import wait_for_fleet
-from webfleet.targets import cloud_target
 
 RECOVERY_TIMEOUT_SECONDS = 300.0
 
@@ -40,11 +36,8 @@ def serving_from_two(fleet: FleetView, victim: str, replaced: bool) -> bool:
 
 def main() -> None:
     with local_region() as (stack, paths, settings):
-        bake(stack, paths, quiet())
-        deploy_stage.deploy(stack, paths, quiet())
-        deployment = read_deployment(paths, stack.env_name)
-        target = cloud_target(stack)
-        fleet = FleetView(target, deployment)
+        deployed = deployed_fleet(stack, paths)
+        deployment, target, fleet = deployed.deployment, deployed.target, deployed.fleet
         ec2, autoscaling = target.ec2(), target.autoscaling()
         runtime = MachineRuntime(settings.state_dir)
 

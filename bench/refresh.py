@@ -12,16 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sandbox import local_region, quiet
+from sandbox import deployed_fleet, local_region, quiet
 
 from webfleet import traffic
-from webfleet.fleet import FleetView
 from webfleet.stages import rollout
-from webfleet.stages.bake import bake
 from webfleet.stages.deploy import apply as deploy_stage
-from webfleet.stages.deploy.outputs import read_deployment
-from webfleet.stages.verify.settle import wait_for_fleet
-from webfleet.targets import cloud_target
 
 SIZES = (2, 4)
 
@@ -39,13 +34,8 @@ def sized(size: int) -> Callable[[str], str]:
 def refresh_once(size: int) -> tuple[float, rollout.TrafficReport, str]:
     with local_region(sized(size)) as (stack, paths, _settings):
         assert stack.asg.desired_capacity == size, "the stack edit did not apply"
-        bake(stack, paths, quiet())
-        deploy_stage.deploy(stack, paths, quiet())
-        deployment = read_deployment(paths, stack.env_name)
-        target = cloud_target(stack)
-        fleet = FleetView(target, deployment)
-        settled, _ = wait_for_fleet(fleet, size, timeout=600)
-        assert settled.passed, settled.detail
+        deployed = deployed_fleet(stack, paths)
+        deployment, target, fleet = deployed.deployment, deployed.target, deployed.fleet
         preferences = stack.asg.instance_refresh
         refresh_id = target.autoscaling().start_instance_refresh(
             AutoScalingGroupName=deployment.asg_name,

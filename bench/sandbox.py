@@ -12,17 +12,23 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from webfleet.cli.progress import Progress
 from webfleet.config import EnvironmentStack, load_stack
+from webfleet.fleet import Deployment, FleetView
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.ports import free_port
 from webfleet.localregion.runtime.settings import STATE_DIR_ENV, RegionSettings
 from webfleet.paths import ProjectPaths
-from webfleet.targets import region_settings
+from webfleet.stages.bake import bake
+from webfleet.stages.deploy import apply as deploy_stage
+from webfleet.stages.deploy.outputs import read_deployment
+from webfleet.stages.verify.settle import wait_for_fleet
+from webfleet.targets import CloudTarget, cloud_target, region_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,3 +73,22 @@ def timed(action: Callable[[], object]) -> float:
     started = time.monotonic()
     action()
     return time.monotonic() - started
+
+
+@dataclass(frozen=True)
+class DeployedFleet:
+    deployment: Deployment
+    target: CloudTarget
+    fleet: FleetView
+
+
+def deployed_fleet(stack: EnvironmentStack, paths: ProjectPaths) -> DeployedFleet:
+    """The stack baked and deployed, once its desired number of instances serve (bounded)."""
+    bake(stack, paths, quiet())
+    deploy_stage.deploy(stack, paths, quiet())
+    deployment = read_deployment(paths, stack.env_name)
+    target = cloud_target(stack)
+    fleet = FleetView(target, deployment)
+    settled, _ = wait_for_fleet(fleet, stack.asg.desired_capacity, timeout=600)
+    assert settled.passed, settled.detail
+    return DeployedFleet(deployment, target, fleet)

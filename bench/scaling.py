@@ -8,29 +8,19 @@ Run on demand: .venv/bin/python bench/scaling.py
 
 from __future__ import annotations
 
-from sandbox import local_region, quiet
+from sandbox import deployed_fleet, local_region, quiet
 
 from webfleet import traffic
-from webfleet.fleet import FleetView
-from webfleet.stages.bake import bake
 from webfleet.stages.deploy import apply as deploy_stage
-from webfleet.stages.deploy.outputs import read_deployment
 from webfleet.stages.load import LoadPlan, run_load
-from webfleet.stages.verify.settle import wait_for_fleet
-from webfleet.targets import cloud_target
 
 PLAN = LoadPlan(rps=60, duration=90, settle=600)
 
 
 def main() -> None:
     with local_region() as (stack, paths, _settings):
-        bake(stack, paths, quiet())
-        deploy_stage.deploy(stack, paths, quiet())
-        deployment = read_deployment(paths, stack.env_name)
-        target = cloud_target(stack)
-        fleet = FleetView(target, deployment)
-        settled, _ = wait_for_fleet(fleet, 2, timeout=600)
-        assert settled.passed, settled.detail
+        deployed = deployed_fleet(stack, paths)
+        deployment, fleet = deployed.deployment, deployed.fleet
         listener = traffic.Listener("HTTP", stack.load_balancer.http.port, "forward")
         report = run_load(
             PLAN, lambda: traffic.fetch(deployment.alb_dns_name, listener, PLAN.path), fleet, print

@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,11 @@ from webfleet.cli.progress import Progress
 from webfleet.config import EnvironmentStack, load_stack
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.ports import free_port
-from webfleet.localregion.runtime.settings import DEFAULT_VPC_CIDR_ENV, STATE_DIR_ENV
+from webfleet.localregion.runtime.settings import (
+    DEFAULT_VPC_CIDR_ENV,
+    STATE_DIR_ENV,
+    RegionSettings,
+)
 from webfleet.paths import ProjectPaths
 from webfleet.targets import CloudTarget, cloud_target, region_settings
 
@@ -72,6 +77,16 @@ class Sandbox:
     def environment(self) -> dict[str, str]:
         """Process environment for running `invoke` against this sandbox."""
         return {**os.environ, STATE_DIR_ENV: str(self.region_state)}
+
+    @contextmanager
+    def running_region(self) -> Iterator[RegionSettings]:
+        """The sandbox's local region, up for the block and down after it."""
+        settings = region_settings(self.stack())
+        daemon.up(settings)
+        try:
+            yield settings
+        finally:
+            daemon.down(settings)
 
 
 def quiet_progress() -> Progress:

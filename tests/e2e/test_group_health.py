@@ -22,19 +22,15 @@ from tests.e2e.web_group import WebGroup, in_service, make_web_group, members, s
 from webfleet import traffic
 from webfleet.localregion.ec2.machines import MachineRuntime
 from webfleet.localregion.elb.load_balancers import haproxy_processes
-from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
-from webfleet.targets import region_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(3)]
 
 
 @pytest.fixture(scope="module")
 def region(sandbox: Sandbox) -> Iterator[RegionSettings]:
-    settings = region_settings(sandbox.stack())
-    daemon.up(settings)
-    yield settings
-    daemon.down(settings)
+    with sandbox.running_region() as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ import pytest
 from tests.conftest import ROOT, Sandbox
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.images.catalogue import debian_image
-from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
-from webfleet.targets import region_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(1.5)]
 
@@ -88,10 +86,8 @@ resource "aws_autoscaling_traffic_source_attachment" "web" {
 
 @pytest.fixture(scope="module")
 def region(sandbox: Sandbox) -> Iterator[RegionSettings]:
-    settings = region_settings(sandbox.stack())
-    daemon.up(settings)
-    yield settings
-    daemon.down(settings)
+    with sandbox.running_region() as settings:
+        yield settings
 
 
 def terraform(

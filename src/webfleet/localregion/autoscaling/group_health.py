@@ -31,9 +31,6 @@ from webfleet.localregion.runtime.periodic import Periodic
 log = logging.getLogger(__name__)
 
 HEALTH_CHECK_SECONDS = 2.0
-_EC2_CHECK = "an EC2 health check"
-_STATUS_CHECK = "EC2 status checks"
-_USER_CHECK = "a user health check"
 _EC2_UNHEALTHY = ("stopping", "stopped", "shutting-down", "terminated")
 _GONE = ("shutting-down", "terminated")
 # AWS's causes of a health check replacement.
@@ -79,13 +76,13 @@ def check_groups() -> None:
             # (or Terminate) suspended unhealthy instances are marked and kept.
             stopped = group_members.suspended(group)
             for state in list(group.instance_states) if "HealthCheck" not in stopped else []:
-                reason = _unhealthy_reason(group, state, now, elbv2)
-                if reason is None:
+                failed = _unhealthy_reason(group, state, now, elbv2)
+                if failed is None:
                     continue
                 if "ReplaceUnhealthy" in stopped or "Terminate" in stopped:
                     state.health_status = "Unhealthy"
                     continue
-                _replace(backend, elbv2, group, state, reason)
+                _replace(backend, group, state, *failed)
             if "Launch" not in stopped and len(group.active_instances()) < int(
                 group.desired_capacity or 0
             ):
@@ -99,36 +96,30 @@ def _ready(group: Any, instance_id: str, elbv2: Any) -> bool:
     state = next((s for s in group.instance_states if s.instance.id == instance_id), None)
     if state is None or state.instance.state != "running":
         return False
-    for arn in list(group.target_group_arns):
-        try:
-            (status,) = elbv2.describe_target_health(arn, [{"Id": instance_id}])
-        except Exception:  # the target group went away under us
-            continue
-        if status.status != "healthy":
-            return False
-    return True
+    return all(
+        h.status == "healthy" for _, h in group_members.target_health(elbv2, group, instance_id)
+    )
 
 
-def _unhealthy_reason(group: Any, state: Any, now: dt.datetime, elbv2: Any) -> str | None:
+def _unhealthy_reason(
+    group: Any, state: Any, now: dt.datetime, elbv2: Any
+) -> tuple[str, str] | None:
+    """What failed (kept on the instance) and AWS's cause for the activity history, or None."""
     if state.lifecycle_state != "InService":
         return None
     instance = state.instance
     if instance.state in _EC2_UNHEALTHY:
-        return f"{_EC2_CHECK}: the instance is {instance.state}"
+        return f"an EC2 health check: the instance is {instance.state}", EC2_CAUSE
     if problem := status_checks.impairment(instance):
-        return f"{_STATUS_CHECK}: the instance is impaired ({problem})"
+        return f"EC2 status checks: the instance is impaired ({problem})", STATUS_CAUSE
     if state.health_status == "Unhealthy":
-        return f"{_USER_CHECK}: SetInstanceHealth marked it Unhealthy"
+        return "a user health check: SetInstanceHealth marked it Unhealthy", USER_CAUSE
     if group.health_check_type != "ELB" or not past_grace_period(group, instance, now):
         return None
-    for arn in list(group.target_group_arns):
-        try:
-            (status,) = elbv2.describe_target_health(arn, [{"Id": instance.id}])
-        except Exception:  # the target group went away under us
-            continue
+    for arn, status in group_members.target_health(elbv2, group, instance.id):
         if status.status == "unhealthy":
             detail = status.description or status.reason or "unhealthy"
-            return f"an ELB health check: {detail} in {arn.split('/')[-2]}"
+            return f"an ELB health check: {detail} in {arn.split('/')[-2]}", ELB_CAUSE
     return None
 
 
@@ -143,7 +134,7 @@ def past_grace_period(group: Any, instance: Any, now: dt.datetime | None = None)
     return isinstance(launched, dt.datetime) and now - launched >= grace
 
 
-def _replace(backend: Any, elbv2: Any, group: Any, state: Any, reason: str) -> None:
+def _replace(backend: Any, group: Any, state: Any, reason: str, cause: str) -> None:
     instance = state.instance
     log.info("%s: replacing %s, which failed %s", group.name, instance.id, reason)
     state.health_status = "Unhealthy"
@@ -151,17 +142,8 @@ def _replace(backend: Any, elbv2: Any, group: Any, state: Any, reason: str) -> N
     instance.webfleet_replaced_because = reason
     # As EC2 Auto Scaling does: out of its target groups first (it drains unless it is gone
     # already), then terminated; the group launches a replacement at once.
-    why = (
-        EC2_CAUSE
-        if reason.startswith(_EC2_CHECK)
-        else STATUS_CAUSE
-        if reason.startswith(_STATUS_CHECK)
-        else USER_CAUSE
-        if reason.startswith(_USER_CHECK)
-        else ELB_CAUSE
-    )
     group_members.retire(
-        backend, group, [instance.id], decrement=False, why=why, drain=instance.state not in _GONE
+        backend, group, [instance.id], decrement=False, why=cause, drain=instance.state not in _GONE
     )
 
 
@@ -182,7 +164,7 @@ def spread_launches() -> None:
             return
         before = {s.instance.id for s in self.instance_states}
         active = len(self.active_instances())
-        subnets = [s for s in (self.vpc_zone_identifier or "").split(",") if s]
+        subnets = group_members.group_subnets(self)
         if len(subnets) < 2 or count_needed <= 0:
             original(self, count_needed, propagated_tags)
         else:

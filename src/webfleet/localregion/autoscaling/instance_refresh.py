@@ -435,16 +435,7 @@ class RefreshWorker:
         return all(health.status == "healthy" for _, health in self._target_health(instance_id))
 
     def _target_health(self, instance_id: str) -> list[tuple[str, Any]]:
-        found = []
-        for arn in list(self.group.target_group_arns):
-            try:
-                (health,) = self.backend.elbv2_backend.describe_target_health(
-                    arn, [{"Id": instance_id}]
-                )
-            except Exception:  # the target group went away under us
-                continue
-            found.append((arn, health))
-        return found
+        return group_members.target_health(self.backend.elbv2_backend, self.group, instance_id)
 
     def _state(self, instance_id: str) -> Any:
         return next((s for s in self.group.instance_states if s.instance.id == instance_id), None)

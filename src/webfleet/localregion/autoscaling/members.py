@@ -152,6 +152,24 @@ def shrinking(old: int, new: int) -> str:
     )
 
 
+def target_health(elbv2: Any, group: Any, instance_id: str) -> list[tuple[str, Any]]:
+    """(target group ARN, health) of the instance in each of the group's target groups; one
+    that went away under us is left out."""
+    found = []
+    for arn in list(group.target_group_arns):
+        try:
+            (health,) = elbv2.describe_target_health(arn, [{"Id": instance_id}])
+        except Exception:  # the target group went away under us
+            continue
+        found.append((arn, health))
+    return found
+
+
+def group_subnets(group: Any) -> list[str]:
+    """The subnets of the group's VPCZoneIdentifier, in its order."""
+    return [s for s in (group.vpc_zone_identifier or "").split(",") if s]
+
+
 def suspended(group: Any) -> set[str]:
     """The group's suspended processes (SuspendProcesses)."""
     return {str(p["ProcessName"]) for p in getattr(group, "suspended_processes", None) or []}

@@ -28,7 +28,7 @@ _NEEDED = frozenset({"AZRebalance", "Launch", "Terminate"})
 
 def zone_counts(group: Any) -> Counter[str]:
     """InService instances per subnet of the group (subnets with none included)."""
-    counts: Counter[str] = Counter({s: 0 for s in _subnets(group)})
+    counts: Counter[str] = Counter({s: 0 for s in group_members.group_subnets(group)})
     for state in group.instance_states:
         subnet = str(getattr(state.instance, "subnet_id", None))
         if state.lifecycle_state == group_members.IN_SERVICE and subnet in counts:
@@ -106,10 +106,6 @@ def _at_rest(backend: Any, group: Any) -> bool:
         return False
     refreshes = instance_refresh.instance_refreshes(backend).get(group.arn, [])
     return not any(r.active for r in refreshes)
-
-
-def _subnets(group: Any) -> list[str]:
-    return [s for s in (group.vpc_zone_identifier or "").split(",") if s]
 
 
 def _zone_names(backend: Any, counts: Counter[str]) -> list[str]:

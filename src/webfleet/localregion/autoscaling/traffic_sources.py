@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from webfleet.localregion.api.patches import moto_patch
-from webfleet.localregion.autoscaling import activities, members
+from webfleet.localregion.autoscaling import activities, instance_refresh, members
 from webfleet.localregion.autoscaling.errors import client_error
 
 ELBV2 = "elbv2"
@@ -24,7 +24,9 @@ _REMOVING = "webfleet_removing_traffic_sources"  # on the group: {target group A
 
 def source_state(backend: Any, group: Any, arn: str) -> str:
     """Adding, Added or InService for an attached target group."""
-    member_ids = [s.instance.id for s in group.instance_states if s.lifecycle_state == "InService"]
+    member_ids = [
+        s.instance.id for s in group.instance_states if s.lifecycle_state == members.IN_SERVICE
+    ]
     try:
         target_group = backend.elbv2_backend.target_groups[arn]
     except KeyError:
@@ -69,11 +71,9 @@ def _identifiers(response: Any) -> list[str]:
 
 
 def _group(response: Any) -> Any:
-    name = response._get_param("AutoScalingGroupName")
-    group = response.autoscaling_backend.autoscaling_groups.get(name)
-    if group is None:
-        raise client_error("ValidationError", f"AutoScalingGroup name not found - {name}")
-    return group
+    return instance_refresh.find_group(
+        response.autoscaling_backend, response._get_param("AutoScalingGroupName")
+    )
 
 
 @moto_patch("autoscaling.traffic_sources")

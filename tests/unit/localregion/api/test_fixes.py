@@ -555,6 +555,24 @@ def put_request_policy(endpoint: str, target_group_arn: str, target: float) -> N
     )
 
 
+def last_minute_maxima(
+    endpoint: str, namespace: str, metric: str, dimensions: list[dict[str, str]]
+) -> list[float]:
+    """The metric's one-minute Maximum datapoints of the last minute, from the region's
+    CloudWatch."""
+    now = dt.datetime.now(dt.UTC)
+    datapoints = client(endpoint, "cloudwatch").get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=dimensions,
+        StartTime=now - dt.timedelta(minutes=1),
+        EndTime=now + dt.timedelta(seconds=5),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    return [float(d["Maximum"]) for d in datapoints]
+
+
 def desired(endpoint: str) -> int:
     group = client(endpoint, "autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=["web"]
@@ -592,17 +610,11 @@ def test_target_tracking_scales_out_on_requests_and_back_in(endpoint: str) -> No
     cloudwatch = client(endpoint, "cloudwatch")
     metrics = cloudwatch.list_metrics(Namespace="AWS/ApplicationELB")
     assert [m["MetricName"] for m in metrics["Metrics"]] == ["RequestCountPerTarget"]
-    now = dt.datetime.now(dt.UTC)
-    datapoints = cloudwatch.get_metric_statistics(  # what `invoke load` shows
-        Namespace="AWS/ApplicationELB",
-        MetricName="RequestCountPerTarget",
-        Dimensions=metrics["Metrics"][0]["Dimensions"],
-        StartTime=now - dt.timedelta(minutes=1),
-        EndTime=now + dt.timedelta(seconds=5),
-        Period=60,
-        Statistics=["Maximum"],
-    )["Datapoints"]
-    assert [d["Maximum"] for d in datapoints] == [1800.0]
+    # What `invoke load` shows.
+    dimensions = metrics["Metrics"][0]["Dimensions"]
+    assert last_minute_maxima(
+        endpoint, "AWS/ApplicationELB", "RequestCountPerTarget", dimensions
+    ) == [1800.0]
 
     # No traffic: once the scale-in periods have passed (and the cooldown), back to min.
     scaling_module_cooldown = scaling.SCALE_IN_COOLDOWN_SECONDS
@@ -654,15 +666,6 @@ def test_cpu_is_measured_against_the_instance_types_vcpus(endpoint: str) -> None
             counters.cpu_usec[instance_id] += 10 * 1_000_000
         engine.tick()
 
-    now = dt.datetime.now(dt.UTC)
-    datapoints = client(endpoint, "cloudwatch").get_metric_statistics(
-        Namespace="AWS/EC2",
-        MetricName="CPUUtilization",
-        Dimensions=[{"Name": "AutoScalingGroupName", "Value": "web"}],
-        StartTime=now - dt.timedelta(minutes=1),
-        EndTime=now + dt.timedelta(seconds=5),
-        Period=60,
-        Statistics=["Maximum"],
-    )["Datapoints"]
-    assert [d["Maximum"] for d in datapoints] == [50.0]
+    group = [{"Name": "AutoScalingGroupName", "Value": "web"}]
+    assert last_minute_maxima(endpoint, "AWS/EC2", "CPUUtilization", group) == [50.0]
     assert desired(endpoint) == 3  # ceil(2 * 50 / 40)
