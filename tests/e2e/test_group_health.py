@@ -234,7 +234,11 @@ def test_a_killed_haproxy_is_restarted_within_seconds(
 def test_a_killed_metadata_service_is_restarted_within_seconds(
     sandbox: Sandbox, region: RegionSettings, group: WebGroup
 ) -> None:
-    autoscaling = sandbox.target().autoscaling()
+    target = sandbox.target()
+    autoscaling = target.autoscaling()
+    # As the other tests here: start from a serving fleet (a member replaced by the test before
+    # may still be booting).
+    wait_for("two healthy members", lambda: serving(target.elbv2(), autoscaling, group), 180)
     member = sorted(in_service(autoscaling, group.name))[0]
     runtime = MachineRuntime(region.state_dir)
     vpc_id = runtime.spec(member).vpc_id
