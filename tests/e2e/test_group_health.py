@@ -22,6 +22,7 @@ from tests.e2e.web_group import WebGroup, in_service, make_web_group, members, s
 from webfleet import traffic
 from webfleet.localregion.ec2.machines import MachineRuntime
 from webfleet.localregion.elb.load_balancers import haproxy_processes
+from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.settings import RegionSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.runtime_minutes(3)]
@@ -215,7 +216,9 @@ def test_a_killed_haproxy_is_restarted_within_seconds(
     sandbox: Sandbox, region: RegionSettings, group: WebGroup
 ) -> None:
     target = sandbox.target()
-    wait_for("two healthy members", lambda: serving(target.elbv2(), target.autoscaling(), group))
+    elbv2, autoscaling = target.elbv2(), target.autoscaling()
+    wait_for("two healthy members", lambda: serving(elbv2, autoscaling, group), 180)
+    before = in_service(autoscaling, group.name)
     (pid,) = haproxy_processes(region.state_dir / "load-balancers")
     os.kill(pid, signal.SIGKILL)
     listener = traffic.Listener("HTTP", 80, "forward")
@@ -229,6 +232,14 @@ def test_a_killed_haproxy_is_restarted_within_seconds(
         10,
     )
     print(f"\nHAProxy answered again {recovered:.1f} s after it was killed")
+    # As an ALB node failing: its targets stay healthy (the new HAProxy starts from their last
+    # states), so the group replaces nobody.
+    seen = set()
+    for _ in range(10):
+        seen |= set(health(elbv2, group.target_group_arn).values())
+        time.sleep(0.5)
+    assert seen == {"healthy"}, seen
+    assert in_service(autoscaling, group.name) == before
 
 
 def test_a_killed_metadata_service_is_restarted_within_seconds(
@@ -255,3 +266,44 @@ def test_a_killed_metadata_service_is_restarted_within_seconds(
         15,
     )
     print(f"\nIMDS answered again {recovered:.1f} s after it was killed")
+
+
+def test_a_killed_api_daemon_comes_back_with_local_up_and_keeps_everything(
+    sandbox: Sandbox, region: RegionSettings, group: WebGroup
+) -> None:
+    target = sandbox.target()
+    ec2, elbv2, autoscaling = target.ec2(), target.elbv2(), target.autoscaling()
+    wait_for("two healthy members", lambda: serving(elbv2, autoscaling, group), 180)
+    runtime = MachineRuntime(region.state_dir)
+    members_before = in_service(autoscaling, group.name)
+    booted_before = {m.instance_id: m.started_at for m in runtime.list()}
+    activities_before = newest_activities(sandbox, group)
+    stream = stream_through(group)
+    try:
+        time.sleep(3)  # the daemon saves its records every second
+        killed = daemon.status(region).pid
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        wait_for("the daemon gone", lambda: not daemon.status(region).running, 10)
+        daemon.up(region)  # what `invoke local.up` runs
+        wait_for("two healthy members", lambda: serving(elbv2, autoscaling, group), 60)
+        time.sleep(2)
+    finally:
+        samples = stream.stop()
+
+    # The balancer served throughout; the new daemon answers with the same records, and the
+    # same machines (never rebooted) serve them.
+    assert_none_failed(samples)
+    assert in_service(autoscaling, group.name) == members_before
+    assert {m.instance_id: m.started_at for m in runtime.list()} == booted_before
+    assert newest_activities(sandbox, group)[: len(activities_before)] == activities_before
+    (described,) = elbv2.describe_target_groups(TargetGroupArns=[group.target_group_arn])[
+        "TargetGroups"
+    ]
+    assert described["LoadBalancerArns"]
+    # ...and it still acts on them: a member terminated through EC2 is replaced.
+    victim, after, samples = replaced_under_load(
+        sandbox, group, lambda instance_id: ec2.terminate_instances(InstanceIds=[instance_id])
+    )
+    assert_none_failed(samples)
+    assert victim not in after

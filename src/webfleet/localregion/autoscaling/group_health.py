@@ -57,6 +57,13 @@ class GroupHealth:
 
     def start(self) -> None:
         spread_launches.apply()
+        # What a killed daemon left running (its records restored by persistence/) carries on.
+        group_members.resume_drains()
+        from webfleet.localregion.autoscaling.instance_refresh import (  # imports this module
+            resume_instance_refreshes,
+        )
+
+        resume_instance_refreshes()
         self._checks.start()
 
     def stop(self) -> None:

@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,8 +78,28 @@ class InstanceRefresh:
     percentage_complete: int = 0
     rollback_reason: str | None = None
     rollback_start_time: dt.datetime | None = None
+    # The launch template version before it: what a rollback returns to.
+    previous_version: int | None = None
+    # While a launch-first batch runs: the desired capacity before it (a restarted daemon's
+    # worker puts it back before it starts over).
+    capacity_before_batch: int | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     rollback_requested: threading.Event = field(default_factory=threading.Event)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Saved with moto's records (persistence/): an Event does not pickle, its flag does.
+        state = dict(self.__dict__)
+        for name in ("cancel_requested", "rollback_requested"):
+            state[name] = state[name].is_set()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in ("cancel_requested", "rollback_requested"):
+            event = threading.Event()
+            if state[name]:
+                event.set()
+            state[name] = event
+        self.__dict__.update(state)
 
     def as_shape(self) -> dict[str, Any]:
         """The InstanceRefresh shape of the Auto Scaling API."""
@@ -200,11 +221,29 @@ def start_instance_refresh(
         preferences=preferences,
         desired_configuration=desired_configuration,
         instances_to_update=len(_outdated(group, bool(preferences.get("SkipMatching")))),
+        previous_version=previous_version,
     )
     runs.insert(0, refresh)
-    worker = RefreshWorker(backend, group, refresh, previous_version)
-    threading.Thread(target=worker.run, name=f"refresh-{group.name}", daemon=True).start()
+    _run_worker(RefreshWorker(backend, group, refresh), RefreshWorker.run)
     return refresh
+
+
+def resume_instance_refreshes() -> None:
+    """After a daemon restart: each refresh the previous daemon was running carries on."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    backend: Any
+    for _account, _region, backend in list(autoscaling_backends.iter_backends()):
+        for group in list(backend.autoscaling_groups.values()):
+            for refresh in instance_refreshes(backend).get(group.arn, []):
+                if refresh.active:
+                    log.info("resuming refresh %s of %s", refresh.instance_refresh_id, group.name)
+                    _run_worker(RefreshWorker(backend, group, refresh), RefreshWorker.resume)
+
+
+def _run_worker(worker: RefreshWorker, how: Callable[[RefreshWorker], None]) -> None:
+    name = f"refresh-{worker.group.name}"
+    threading.Thread(target=how, args=(worker,), name=name, daemon=True).start()
 
 
 def describe_instance_refreshes(
@@ -253,14 +292,29 @@ def rollback_instance_refresh(backend: Any, group_name: str) -> InstanceRefresh:
 class RefreshWorker:
     """Runs one refresh to its end: Successful, Failed, Cancelled, or rolled back."""
 
-    def __init__(
-        self, backend: Any, group: Any, refresh: InstanceRefresh, previous_version: int | None
-    ) -> None:
+    def __init__(self, backend: Any, group: Any, refresh: InstanceRefresh) -> None:
         self.backend = backend
         self.group = group
         self.refresh = refresh
-        self.previous_version = previous_version
+        self.previous_version = refresh.previous_version
         self.preferences = refresh.preferences
+
+    def resume(self) -> None:
+        """Carry on with a refresh a killed daemon was running: a launch-first batch it was in
+        is undone (the capacity put back), then the refresh (or its rollback) starts over with
+        what is still outdated."""
+        refresh = self.refresh
+        if refresh.capacity_before_batch is not None:
+            self.group.set_desired_capacity(refresh.capacity_before_batch)
+            refresh.capacity_before_batch = None
+        if refresh.status == "RollbackInProgress":
+            try:
+                self._roll_back(refresh.rollback_reason or "Rollback requested")
+            except Exception as error:
+                log.exception("rollback %s crashed", refresh.instance_refresh_id)
+                refresh.finish("RollbackFailed", f"Internal error in the local region: {error}")
+            return
+        self.run()
 
     def run(self) -> None:
         refresh = self.refresh
@@ -361,10 +415,14 @@ class RefreshWorker:
         with activities.because(REFRESH_CAUSE.format(stamp=activities.stamp())):
             if launch_first:
                 group = self.group
-                group.set_desired_capacity(int(group.desired_capacity or 0) + len(batch))
-                self.backend.update_attached_target_groups(group.name)
-                self._wait_ready(_new_ids(group, before), rolling_back)
-                group_members.retire(self.backend, group, batch, decrement=True, why=why)
+                self.refresh.capacity_before_batch = int(group.desired_capacity or 0)
+                try:
+                    group.set_desired_capacity(int(group.desired_capacity or 0) + len(batch))
+                    self.backend.update_attached_target_groups(group.name)
+                    self._wait_ready(_new_ids(group, before), rolling_back)
+                    group_members.retire(self.backend, group, batch, decrement=True, why=why)
+                finally:
+                    self.refresh.capacity_before_batch = None
             else:
                 group_members.retire(self.backend, self.group, batch, decrement=False, why=why)
                 self.backend.update_attached_target_groups(self.group.name)

@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from webfleet.localregion.api.patches import moto_patch
@@ -116,9 +118,47 @@ def retire(
 def terminate_later(
     backend: Any, group: Any, instance_ids: list[str], seconds: float, records: list[Any]
 ) -> None:
+    """Terminate the instances (and finish their activities) once they drained for seconds."""
+    drain = Drain(group, list(instance_ids), time.time() + max(0.0, seconds), records)
+    _drains(backend).append(drain)
+    _terminate_after_drain(backend, drain)
+
+
+@dataclass
+class Drain:
+    """Instances on their way out, kept on the backend: a restarted daemon ends their drains."""
+
+    group: Any
+    instance_ids: list[str]
+    until: float  # seconds since the epoch
+    records: list[Any]
+
+
+def _drains(backend: Any) -> list[Drain]:
+    drains: list[Drain] | None = getattr(backend, "webfleet_drains", None)
+    if drains is None:
+        drains = []
+        backend.webfleet_drains = drains
+    return drains
+
+
+def resume_drains() -> None:
+    """After a daemon restart: every drain the previous one left ends when it would have."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    for _account, _region, backend in list(autoscaling_backends.iter_backends()):
+        for drain in list(_drains(backend)):
+            _terminate_after_drain(backend, drain)
+
+
+def _terminate_after_drain(backend: Any, drain: Drain) -> None:
+    group, instance_ids, records = drain.group, drain.instance_ids, drain.records
+
     def terminate() -> None:
         from moto.ec2.exceptions import InvalidInstanceIdError
 
+        with contextlib.suppress(ValueError):
+            _drains(backend).remove(drain)
         try:
             group.instance_states = [
                 s for s in group.instance_states if s.instance.id not in instance_ids
@@ -134,6 +174,7 @@ def terminate_later(
         for record in records:
             activities.finish(record)
 
+    seconds = drain.until - time.time()
     if seconds <= 0:
         terminate()
         return

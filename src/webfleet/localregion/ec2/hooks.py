@@ -76,7 +76,7 @@ def _hook_run_instances() -> None:
         for instance in reservation.instances:
             if template_options and not kwargs.get("metadata_options"):
                 instance.metadata_options = MetadataOptions(template_options)
-            machines.launch(LaunchRequest(_spec(self, machines, instance), instance))
+            machines.launch(LaunchRequest(instance_spec(self, machines, instance), instance))
         return reservation
 
     EC2Backend.run_instances = run_instances  # type: ignore[method-assign,assignment]
@@ -108,7 +108,8 @@ def _default_subnet(backend: EC2Backend, kwargs: dict[str, Any], template: dict[
         kwargs["subnet_id"] = subnet.id
 
 
-def _spec(backend: EC2Backend, machines: InstanceMachines, instance: Any) -> Any:
+def instance_spec(backend: EC2Backend, machines: InstanceMachines, instance: Any) -> Any:
+    """The machine for one instance record of backend."""
     subnet = backend.get_subnet(instance.subnet_id)
     vpc_subnets = backend.describe_subnets(filters={"vpc-id": [subnet.vpc_id]})
     key_pair = backend.key_pairs.get(instance.key_name) if instance.key_name else None
@@ -191,7 +192,19 @@ def _hold_address(backend: EC2Backend, instance: Any) -> Callable[[], None]:
     if not address or address in subnet._subnet_ips:
         return lambda: None
     subnet.request_ip(address, instance)
-    return lambda: subnet.del_subnet_ip(address)
+    return address_release(instance)
+
+
+def address_release(instance: Any) -> Callable[[], None]:
+    """What frees a terminating instance's held address (also after a daemon restart)."""
+    subnet = instance.ec2_backend.get_subnet(instance.subnet_id)
+    address = instance.private_ip
+
+    def release() -> None:
+        if address in subnet._subnet_ips:
+            subnet.del_subnet_ip(address)
+
+    return release
 
 
 # --- CreateImage / DeregisterImage ----------------------------------------------------------------

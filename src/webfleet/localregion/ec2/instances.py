@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import ipaddress
 import logging
 import threading
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webfleet.localregion.ec2 import status_checks
-from webfleet.localregion.ec2.machines import MachineRuntime, MachineSpec, MachineState
+from webfleet.localregion.ec2.machines import Machine, MachineRuntime, MachineSpec, MachineState
 from webfleet.localregion.ec2.vpc_guard import VpcGuards
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.images.baseimage import BaseImage
@@ -76,6 +77,7 @@ class InstanceMachines:
         self._terminations: set[str] = set()  # asked to terminate
         self._records: dict[str, Any] = {}  # moto's records of self._instances
         self._rebooting: set[str] = set()  # down on purpose: not a failed status check
+        self._restored: dict[str, Any] | None = None  # the previous daemon's snapshot()
         self._stopping = threading.Event()
         self._status_checks = Periodic(
             "EC2 status checks",
@@ -86,14 +88,17 @@ class InstanceMachines:
     # --- component ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        # moto's records died with the previous daemon: whatever it left is an orphan.
-        self.cleanup()
+        if self._restored is None:
+            # moto's records died with the previous daemon: whatever it left is an orphan.
+            self.cleanup()
         self.layers.register(self._base_ami.ami_id, (self._base_image.rootfs,))
         from webfleet.localregion.ec2 import (
             hooks as ec2_hooks,  # imports moto: after MOTO_* settings
         )
 
         ec2_hooks.install(self)
+        if self._restored is not None:
+            self._adopt(self._restored)
         status_checks.report_impaired_instances.apply()
         self._status_checks.start()
 
@@ -112,6 +117,89 @@ class InstanceMachines:
 
     def cleanup(self) -> None:
         remove_region_machines(self.runtime, self.guards, self.layers)
+
+    # --- kept across a daemon restart (persistence/region_state.py) -----------------------------
+
+    def snapshot(self) -> object:
+        with self._workers_lock:
+            return {
+                "layers": self.layers.registrations(),
+                "instances": set(self._instances),
+                "terminations": set(self._terminations),
+                "records": dict(self._records),
+            }
+
+    def restore(self, state: object) -> None:
+        self._restored = state if isinstance(state, dict) else None
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        """Carry on with the previous daemon's instances: its live machines are theirs again;
+        one that died with it boots again (as EC2 recovers an instance of a failed host); what
+        was on its way finishes (booting, stopping, terminating); a machine moto's records never
+        held (launched after the last save) is removed."""
+        for ami_id, layers in state["layers"].items():
+            self.layers.register(ami_id, layers)
+        records: dict[str, Any] = state["records"]
+        with self._workers_lock:
+            self._instances = set(state["instances"]) & set(records)
+            self._terminations = set(state["terminations"]) & self._instances
+            self._records = {i: records[i] for i in self._instances}
+        machines = {m.instance_id: m for m in self.runtime.recover()}
+        for orphan in sorted(set(machines) - self._instances):
+            log.info("removing %s: the records saved before the restart do not hold it", orphan)
+            self._in_background(orphan, "remove", functools.partial(self.runtime.terminate, orphan))
+        for instance_id in sorted(self._instances):
+            self._resume(self._records[instance_id], machines.get(instance_id))
+        log.info("adopted %d instances of the previous daemon", len(self._instances))
+
+    def _resume(self, record: Any, machine: Machine | None) -> None:
+        from webfleet.localregion.ec2 import hooks as ec2_hooks
+
+        instance_id = record.id
+        if instance_id in self._terminations:
+            release = ec2_hooks.address_release(record)
+            if machine is None:
+                self._forget(record)
+                release()
+                return
+            self._in_background(instance_id, "terminate", lambda: self._terminate(record, release))
+        elif record.state in (SHUTTING_DOWN[0], TERMINATED[0]):
+            self._forget(record)
+        elif machine is None:
+            # Accepted by RunInstances, but killed before its machine was made.
+            spec = ec2_hooks.instance_spec(record.ec2_backend, self, record)
+            self._in_background(instance_id, "launch", lambda: self._launch_again(spec, record))
+        elif record.state == STOPPING[0]:
+            self._in_background(instance_id, "stop", lambda: self._stop(record))
+        elif record.state == STOPPED[0]:
+            return
+        elif machine.pid is None:
+            self._in_background(instance_id, "recover", lambda: self._recover(record))
+        elif record.state == PENDING[0]:
+            self._in_background(instance_id, "launch", lambda: self._await_boot(record))
+
+    def _launch_again(self, spec: MachineSpec, record: Any) -> None:
+        _set_state(record, PENDING)
+        self._launch(LaunchRequest(spec, record))
+
+    def _recover(self, record: Any) -> None:
+        """Boot a machine that died with the previous daemon; its instance stays as it was
+        (running: no failed status check while it boots)."""
+        with self._workers_lock:
+            self._rebooting.add(record.id)
+        try:
+            self.runtime.start(record.id)
+            self._await_boot(record)
+        finally:
+            with self._workers_lock:
+                self._rebooting.discard(record.id)
+
+    def _forget(self, record: Any) -> None:
+        with self._workers_lock:
+            self._instances.discard(record.id)
+            self._terminations.discard(record.id)
+            self._records.pop(record.id, None)
+        _set_state(record, TERMINATED)
 
     # --- called by the EC2 hooks ----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from webfleet.localregion.ec2.network import region_tag
 from webfleet.localregion.elb.haproxy_config import (
@@ -104,6 +105,7 @@ class LoadBalancerRuntime:
         self._running: dict[str, _Running] = {}
         self._previous_targets: dict[str, dict[str, Target]] = {}
         self._draining: dict[str, dict[str, tuple[Target, float]]] = {}
+        self._restored: dict[str, Any] | None = None  # the previous daemon's snapshot()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -112,7 +114,10 @@ class LoadBalancerRuntime:
     # --- component ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        _remove(self.directory, self.hosts)
+        if self._restored is None:
+            _remove(self.directory, self.hosts)
+        else:
+            self._adopt(self._restored)
         self.directory.mkdir(parents=True, exist_ok=True)
         if shutil.which(HAPROXY) is None:
             raise LocalRegionError(
@@ -136,6 +141,31 @@ class LoadBalancerRuntime:
         if self._thread is not None:
             self._thread.join(10.0)
         _remove(self.directory, self.hosts)
+
+    # --- kept across a daemon restart (persistence/region_state.py) -----------------------------
+
+    def snapshot(self) -> object:
+        with self._lock:
+            return {
+                "running": dict(self._running),
+                "previous_targets": dict(self._previous_targets),
+                "draining": dict(self._draining),
+            }
+
+    def restore(self, state: object) -> None:
+        self._restored = state if isinstance(state, dict) else None
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        """The previous daemon's balancers are this one's: their HAProxy processes keep serving
+        (times are monotonic: the same clock in every process since the host booted). A dead
+        one restarts at the first reconcile; one moto's saved records do not hold stops."""
+        self._running = dict(state["running"])
+        self._previous_targets = dict(state["previous_targets"])
+        self._draining = dict(state["draining"])
+        kept = {pid for r in self._running.values() for pid in haproxy_processes(r.directory)}
+        for pid in set(haproxy_processes(self.directory)) - kept:
+            stop_process(pid, _STOP_SECONDS, name="HAProxy")
+        log.info("adopted %d load balancers of the previous daemon", len(self._running))
 
     def changed(self) -> None:
         """Something in ELBv2 changed: reconcile now rather than at the next tick."""
@@ -206,7 +236,12 @@ class LoadBalancerRuntime:
         running.config_file.write_text(config, encoding="utf-8")
         _check_config(running.config_file)
         if pid is None:
-            running.state_file.unlink(missing_ok=True)
+            if not running.config:
+                running.state_file.unlink(missing_ok=True)
+            else:
+                # Its HAProxy died: the new one starts from the servers' last polled states, as
+                # an ALB node failing does not make its targets unhealthy.
+                log.warning("load balancer %s: HAProxy is gone, restarting it", record.name)
             _start_haproxy(running)
             log.info("load balancer %s listening on %s", record.name, running.address)
         else:
@@ -238,6 +273,8 @@ class LoadBalancerRuntime:
             for row in _stat_rows(running.stats_socket):
                 if row.get("status", "").startswith("UP"):
                     running.seen_up.add((row["pxname"], row["svname"]))
+            # What a restarted HAProxy starts from if this one dies.
+            _save_server_state(running)
 
     def _stop_balancer(self, running: _Running) -> None:
         pid = _haproxy_pid(running)
@@ -469,7 +506,10 @@ def _command(stats_socket: Path, command: str) -> str:
 def _save_server_state(running: _Running) -> None:
     state = _command(running.stats_socket, "show servers state")
     if state:
-        running.state_file.write_text(state, encoding="utf-8")
+        # Renamed into place: a HAProxy starting meanwhile never reads half a file.
+        partial = running.state_file.with_suffix(".partial")
+        partial.write_text(state, encoding="utf-8")
+        partial.replace(running.state_file)
 
 
 def _stat_rows(stats_socket: Path) -> list[dict[str, str]]:

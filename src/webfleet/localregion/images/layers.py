@@ -29,6 +29,11 @@ class ImageLayers:
         with self._lock:
             self._layers[ami_id] = layers
 
+    def registrations(self) -> dict[str, tuple[Path, ...]]:
+        """AMI → its layers, for every registered AMI."""
+        with self._lock:
+            return dict(self._layers)
+
     def layers_of(self, ami_id: str) -> tuple[Path, ...]:
         with self._lock:
             layers = self._layers.get(ami_id)

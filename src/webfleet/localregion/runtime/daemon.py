@@ -18,8 +18,9 @@ from webfleet.localregion.elb.load_balancers import remove_load_balancers
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.host.procfs import is_alive
 from webfleet.localregion.images.baseimage import ensure_base_image
+from webfleet.localregion.persistence.region_state import state_file
 from webfleet.localregion.runtime.pidfile import PidRecord, read_pid_record, write_pid_record
-from webfleet.localregion.runtime.ports import ensure_port_free
+from webfleet.localregion.runtime.ports import ensure_port_free, port_is_free
 from webfleet.localregion.runtime.probe import api_answers, sts_client
 from webfleet.localregion.runtime.processes import (
     is_region_daemon,
@@ -34,6 +35,7 @@ START_TIMEOUT_SECONDS = 60.0
 # 20 s): SIGKILL only after that, as `down` then cleans up from outside anyway.
 STOP_GRACE_SECONDS = 45.0
 _PROBE_TIMEOUT_SECONDS = 2.0
+_PORT_RELEASE_SECONDS = 10.0
 _LOG_TAIL_LINES = 20
 
 
@@ -191,8 +193,10 @@ def _up(
             )
         return current
     if current.state is RegionState.STALE:
-        # Left by a daemon that crashed or was killed: nothing of it runs any more.
+        # Left by a daemon that crashed or was killed: nothing of it runs any more, though one
+        # killed a moment ago may still be closing its API socket as its threads exit.
         settings.pid_file.unlink(missing_ok=True)
+        wait_until(lambda: port_is_free(settings.host, settings.port), _PORT_RELEASE_SECONDS)
     ensure_port_free(settings.host, settings.port)
     ensure_base_image(settings.image_cache, on_progress)
 
@@ -268,7 +272,15 @@ def _wait_until_answering(settings: RegionSettings, pid: int, timeout_seconds: f
 def _remove_region_files(settings: RegionSettings) -> tuple[Path, ...]:
     # Only what the region itself writes: the state dir may be one the user shares.
     removed: list[Path] = []
-    for path in (settings.pid_file, settings.ami_catalogue, settings.log_file):
+    saved = state_file(settings.state_dir)
+    for path in (
+        settings.pid_file,
+        settings.ami_catalogue,
+        settings.log_file,
+        saved,
+        saved.with_suffix(".unreadable"),
+        saved.with_suffix(".partial"),
+    ):
         if path.is_file():
             path.unlink()
             removed.append(path)

@@ -31,6 +31,14 @@ def ensure_port_free(host: str, port: int) -> None:
     bind_port(host, port).close()
 
 
+def port_is_free(host: str, port: int) -> bool:
+    try:
+        ensure_port_free(host, port)
+    except LocalRegionError:
+        return False
+    return True
+
+
 def _port_taken(host: str, port: int) -> LocalRegionError:
     return LocalRegionError(
         f"Port {port} on {host} is already taken by another program, so the local region "

@@ -18,6 +18,7 @@ from webfleet.localregion.elb.load_balancers import LoadBalancerRuntime
 from webfleet.localregion.host.cgroups import cpu_usage_usec
 from webfleet.localregion.images.baseimage import BaseImage, ensure_base_image
 from webfleet.localregion.images.catalogue import CatalogueImage, debian_image, write_ami_catalogue
+from webfleet.localregion.persistence.region_state import SavedRegion
 from webfleet.localregion.runtime.settings import RegionSettings
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,20 @@ class RegionComponent(Protocol):
 def region_components(
     settings: RegionSettings, base_image: BaseImage, base_ami: CatalogueImage
 ) -> list[RegionComponent]:
-    """The components in start order; they stop in reverse. Machines come first: their hooks
-    must be on moto's models before the API takes a request."""
+    """The components in start order; they stop in reverse. A killed daemon's records are
+    restored first; machines come next: their hooks must be on moto's models before the API
+    takes a request. Saving starts once everything runs."""
+    machines = InstanceMachines(settings, base_image, base_ami)
     load_balancers = LoadBalancerRuntime(settings.state_dir)
+    state = SavedRegion(settings.state_dir, [machines, load_balancers])
     return [
-        InstanceMachines(settings, base_image, base_ami),
+        state.loader(),
+        machines,
         load_balancers,
         GroupHealth(),
         TargetTracking(load_balancers, cpu_usage_usec),
         ApiServer(settings.host, settings.port),
+        state.saver(),
     ]
 
 

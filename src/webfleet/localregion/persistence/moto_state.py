@@ -1,0 +1,78 @@
+"""moto's records (every service's backends) to bytes and back, in the daemon's own process.
+
+All backends go into one pickle, so what refers across services (a target group's instances,
+a group's launch template) still does after loading. IAM's AWS managed policies (about 1,200,
+most of the bytes) are not written: each is saved by its ARN and loaded from the new backend,
+which builds them anyway.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pickle
+import sys
+from typing import Any
+
+# Protocol 5: the fastest; this file is read back only by the same installation.
+_PROTOCOL = 5
+_MANAGED_POLICY = "aws-managed-policy"
+
+Backends = dict[tuple[str, str], dict[str, dict[str, Any]]]
+
+
+def moto_backends() -> Backends:
+    """(module, attribute) of each of moto's backend dicts in use → account → region → backend."""
+    from moto.core.base_backend import BackendDict
+
+    found: Backends = {}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("moto.") or module is None:
+            continue
+        for attribute, value in list(vars(module).items()):
+            if isinstance(value, BackendDict) and len(value):
+                found[(name, attribute)] = {
+                    account: dict(regions) for account, regions in list(value.items())
+                }
+    return found
+
+
+def dumps(state: object) -> bytes:
+    """state (which may hold moto records) as bytes; AWS managed policies by reference."""
+    from moto.iam.models import AWSManagedPolicy
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj: Any) -> Any:
+            if type(obj) is AWSManagedPolicy:
+                return (_MANAGED_POLICY, obj.account_id, obj.partition, obj.arn)
+            return None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=_PROTOCOL).dump(state)
+    return buffer.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    from moto.iam.models import iam_backends
+
+    class Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid: Any) -> Any:
+            kind, account, partition, arn = pid
+            if kind != _MANAGED_POLICY:
+                raise pickle.UnpicklingError(f"unknown reference {kind!r}")
+            return iam_backends[account][partition].managed_policies[arn]
+
+    return Unpickler(io.BytesIO(data)).load()
+
+
+def install_backends(backends: Backends) -> int:
+    """Put loaded backends in place of moto's (empty) ones; returns how many."""
+    count = 0
+    for (module_name, attribute), accounts in backends.items():
+        live = getattr(importlib.import_module(module_name), attribute)
+        for account, regions in accounts.items():
+            per_account = live[account]  # made on first use, as moto does
+            for region, backend in regions.items():
+                dict.__setitem__(per_account, region, backend)
+                count += 1
+    return count

@@ -1,0 +1,151 @@
+"""The region's state file: written while the daemon runs, read by the next one after a kill.
+
+Every second the saver pickles moto's records together with what the region's components keep
+of their own (which machine is which instance, each balancer's address and health) and, when that
+changed, replaces <state_dir>/region-state.pickle. A daemon that starts and finds the file
+restores the records before any component starts, and each component adopts what still runs
+(machines, HAProxy, metadata servers) instead of removing it, as AWS keeps a region's resources
+whatever happens to one of its API hosts. A clean stop (`down`) removes the file with everything
+else; a file that does not load is set aside and the region starts empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import time
+from pathlib import Path
+from typing import Protocol
+
+from webfleet.localregion.persistence import moto_state
+from webfleet.localregion.runtime.periodic import Periodic
+
+log = logging.getLogger(__name__)
+
+SAVE_SECONDS = 1.0
+STATE_FILE = "region-state.pickle"
+# Changes when what the file holds changes shape: an older file is then not loaded.
+FORMAT = 1
+
+
+class Persistent(Protocol):
+    """A component whose own state survives a daemon restart."""
+
+    name: str
+
+    def snapshot(self) -> object:
+        """What to keep (may hold moto's records: they stay the same objects when loaded)."""
+        ...
+
+    def restore(self, state: object) -> None:
+        """Called before start() with what snapshot() returned in the previous daemon."""
+        ...
+
+
+def state_file(state_dir: Path) -> Path:
+    return state_dir / STATE_FILE
+
+
+class SavedRegion:
+    """Loads the previous daemon's state (`loader`) and saves this one's (`saver`)."""
+
+    def __init__(self, state_dir: Path, components: list[Persistent]) -> None:
+        self.path = state_file(state_dir)
+        self.components = components
+        self.restored = False
+        self._digest = b""
+        self._failures = 0
+        self._saves = Periodic("saving region state", SAVE_SECONDS, self.save)
+
+    def loader(self) -> _Loader:
+        """The component that restores the state: first of all."""
+        return _Loader(self)
+
+    def saver(self) -> _Saver:
+        """The component that saves it: last, once every other one runs."""
+        return _Saver(self)
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        started = time.monotonic()
+        try:
+            saved = moto_state.loads(self.path.read_bytes())
+            if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+                raise ValueError(f"not a state file of format {FORMAT}")
+            count = moto_state.install_backends(saved["moto"])
+        except Exception as error:  # any unreadable file: start empty, keep it for a look
+            aside = self.path.with_suffix(".unreadable")
+            self.path.replace(aside)
+            log.error("region state %s does not load (%s): starting empty", aside, error)
+            return
+        for component in self.components:
+            component.restore(saved["components"].get(component.name))
+        self.restored = True
+        log.info(
+            "restored the previous daemon's records (%d backends) in %.2f s",
+            count,
+            time.monotonic() - started,
+        )
+
+    def save(self) -> None:
+        """Write the state if it changed since the last save."""
+        try:
+            data = moto_state.dumps(
+                {
+                    "format": FORMAT,
+                    "moto": moto_state.moto_backends(),
+                    "components": {c.name: c.snapshot() for c in self.components},
+                }
+            )
+        except (RuntimeError, pickle.PicklingError, TypeError, AttributeError) as error:
+            # RuntimeError: a record changed while it was read (the next second tries again).
+            self._failures += 1
+            if self._failures in (3, 60):
+                log.warning("region state not saved %d times in a row: %s", self._failures, error)
+            return
+        self._failures = 0
+        digest = hashlib.sha256(data).digest()
+        if digest == self._digest:
+            return
+        partial = self.path.with_suffix(".partial")
+        partial.touch(mode=0o600)
+        partial.write_bytes(data)
+        partial.replace(self.path)
+        self._digest = digest
+
+    def start_saving(self) -> None:
+        self.save()
+        self._saves.start()
+
+    def stop_saving(self) -> None:
+        self._saves.stop()
+        # A clean stop removes every machine and balancer: nothing is left to restore.
+        self.path.unlink(missing_ok=True)
+
+
+class _Loader:
+    name = "saved state"
+
+    def __init__(self, state: SavedRegion) -> None:
+        self._state = state
+
+    def start(self) -> None:
+        self._state.load()
+
+    def stop(self) -> None:
+        pass
+
+
+class _Saver:
+    name = "state saver"
+
+    def __init__(self, state: SavedRegion) -> None:
+        self._state = state
+
+    def start(self) -> None:
+        self._state.start_saving()
+
+    def stop(self) -> None:
+        self._state.stop_saving()

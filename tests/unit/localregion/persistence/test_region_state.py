@@ -1,0 +1,154 @@
+"""The region's state file: moto's records (and the components' own) saved by one daemon and
+loaded by the next, against the in-process API app (no machines: moto keeps the records)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.unit.localregion.served_api import client, create_group
+from webfleet.localregion.autoscaling.instance_refresh import InstanceRefresh
+from webfleet.localregion.persistence import moto_state
+from webfleet.localregion.persistence.region_state import SavedRegion, state_file
+
+POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
+
+class Counter:
+    """A component with state of its own: what it saved comes back through restore()."""
+
+    name = "counter"
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+        self.restored: object = None
+
+    def snapshot(self) -> object:
+        return {"value": self.value}
+
+    def restore(self, state: object) -> None:
+        self.restored = state
+
+
+@pytest.fixture
+def managed_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IAM backends made from here on hold AWS's managed policies, as the daemon's do."""
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+
+def reset(endpoint: str) -> None:
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_records_saved_by_one_daemon_answer_the_same_after_loading(
+    endpoint: str, managed_policies: None, fresh_region: None, tmp_path: Path
+) -> None:
+    ec2, iam, autoscaling = (client(endpoint, s) for s in ("ec2", "iam", "autoscaling"))
+    vpc_id = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    iam.create_role(RoleName="web", AssumeRolePolicyDocument=TRUST)
+    iam.attach_role_policy(RoleName="web", PolicyArn=POLICY)
+    create_group(endpoint, capacity=2)
+    members = sorted(
+        i["InstanceId"]
+        for i in autoscaling.describe_auto_scaling_instances()["AutoScalingInstances"]
+    )
+    saved = SavedRegion(tmp_path, [Counter(7)])
+    saved.save()
+
+    reset(endpoint)  # what a killed daemon's successor starts from
+    assert not autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+    restored = Counter(0)
+    SavedRegion(tmp_path, [restored]).load()
+
+    assert restored.restored == {"value": 7}
+    assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]] == [vpc_id]
+    after = sorted(
+        i["InstanceId"]
+        for i in autoscaling.describe_auto_scaling_instances()["AutoScalingInstances"]
+    )
+    assert after == members
+    running = ec2.describe_instances(InstanceIds=members)["Reservations"]
+    assert {i["State"]["Name"] for r in running for i in r["Instances"]} == {"running"}
+    attached = iam.list_attached_role_policies(RoleName="web")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [POLICY]
+    # The API still works on what was loaded: the group scales.
+    autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=3)
+    assert len(autoscaling.describe_auto_scaling_instances()["AutoScalingInstances"]) == 3
+
+
+def test_aws_managed_policies_are_saved_by_reference(
+    endpoint: str, managed_policies: None, fresh_region: None
+) -> None:
+    iam = client(endpoint, "iam")
+    iam.create_role(RoleName="web", AssumeRolePolicyDocument=TRUST)
+    backends = moto_state.moto_backends()
+    by_reference = len(moto_state.dumps(backends))
+    whole = len(pickle.dumps(backends, protocol=5))
+    # Over a thousand AWS managed policies: most of the bytes, unless saved by ARN.
+    assert by_reference * 5 < whole, (by_reference, whole)
+
+
+def test_an_unchanged_region_is_not_written_again(
+    endpoint: str, fresh_region: None, tmp_path: Path
+) -> None:
+    client(endpoint, "ec2").create_vpc(CidrBlock="10.8.0.0/16")
+    saved = SavedRegion(tmp_path, [])
+    saved.save()
+    path = state_file(tmp_path)
+    first = path.stat().st_mtime_ns
+    path.touch()  # a rewrite would change it again
+    touched = path.stat().st_mtime_ns
+    saved.save()
+    assert path.stat().st_mtime_ns == touched != 0 and first
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_state_file_that_does_not_load_is_set_aside_and_the_region_starts_empty(
+    endpoint: str, fresh_region: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state_file(tmp_path).write_bytes(b"not a pickle")
+    component = Counter(0)
+    saved = SavedRegion(tmp_path, [component])
+    with caplog.at_level(logging.ERROR):
+        saved.load()
+    assert not saved.restored and component.restored is None
+    assert not state_file(tmp_path).exists()
+    assert (tmp_path / "region-state.unreadable").read_bytes() == b"not a pickle"
+    assert "does not load" in caplog.text
+
+
+def test_a_clean_stop_removes_the_state_file(
+    endpoint: str, fresh_region: None, tmp_path: Path
+) -> None:
+    saved = SavedRegion(tmp_path, [])
+    saved.start_saving()
+    assert state_file(tmp_path).exists()
+    saved.stop_saving()
+    assert not state_file(tmp_path).exists()
+
+
+def test_a_refresh_keeps_its_cancel_and_rollback_requests_through_a_save() -> None:
+    refresh = InstanceRefresh("id-1", "web", "Rolling", {}, None, 2, previous_version=3)
+    refresh.cancel_requested.set()
+    loaded = pickle.loads(pickle.dumps(refresh))
+    assert loaded.cancel_requested.is_set() and not loaded.rollback_requested.is_set()
+    assert loaded.previous_version == 3 and loaded.as_shape() == refresh.as_shape()
