@@ -23,6 +23,7 @@ from webfleet.localregion.ec2.vpc_guard import guard_metric
 from webfleet.localregion.host.procfs import is_alive, processes
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.images.catalogue import debian_image
+from webfleet.localregion.persistence.region_state import state_file
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.processes import wait_until
 from webfleet.localregion.runtime.settings import RegionSettings
@@ -112,9 +113,11 @@ def test_status_lists_the_machines(sandbox: Sandbox, region: RegionSettings) -> 
     assert {m["instance_id"] for m in machines} >= set(listed)
 
 
-def test_up_after_a_killed_daemon_removes_its_machines(
+def test_up_after_a_killed_daemon_whose_records_are_lost_removes_its_machines(
     sandbox: Sandbox, region: RegionSettings
 ) -> None:
+    # With its saved records the next daemon adopts the machines (tests/e2e/test_group_health.py);
+    # without them nothing says whose they are: they are orphans.
     before = daemon.status(region)
     assert before.pid is not None and before.machines
     os.kill(before.pid, signal.SIGKILL)
@@ -122,6 +125,7 @@ def test_up_after_a_killed_daemon_removes_its_machines(
     # Its machines outlive it (their own sessions): mounts, namespaces, nspawn processes.
     assert any(line.startswith("mount") for line in host_leftovers(region.state_dir))
 
+    state_file(region.state_dir).unlink(missing_ok=True)
     daemon.up(region)
     leftovers = host_leftovers(region.state_dir)
     old = [m.instance_id for m in before.machines]
