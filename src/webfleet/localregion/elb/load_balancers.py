@@ -73,6 +73,8 @@ class _Running:
     # passed may fail its checks before it is `unhealthy` (interval x unhealthy threshold).
     registered_at: dict[tuple[str, str], float] = field(default_factory=dict)
     fail_after: dict[str, float] = field(default_factory=dict)
+    # The last rows HAProxy gave: what its targets' health reads while it restarts.
+    last_rows: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def config_file(self) -> Path:
@@ -270,7 +272,7 @@ class LoadBalancerRuntime:
 
     def _poll_health(self) -> None:
         for running in self._running.values():
-            for row in _stat_rows(running.stats_socket):
+            for row in _server_rows(running):
                 if row.get("status", "").startswith("UP"):
                     running.seen_up.add((row["pxname"], row["svname"]))
             # What a restarted HAProxy starts from if this one dies.
@@ -352,7 +354,7 @@ class LoadBalancerRuntime:
                     "Target deregistration is in progress",
                 )
             for running in self._running.values():
-                for row in _stat_rows(running.stats_socket):
+                for row in _server_rows(running):
                     if row.get("svname") != instance_id:
                         continue
                     backend = row.get("pxname", "")
@@ -464,6 +466,8 @@ def _check_config(config_file: Path) -> None:
 
 def _start_haproxy(running: _Running) -> None:
     running.pid_file.unlink(missing_ok=True)
+    # A dead HAProxy's socket file: the wait below is for the new one's.
+    running.stats_socket.unlink(missing_ok=True)
     _run_haproxy(running, [])
 
 
@@ -510,6 +514,15 @@ def _save_server_state(running: _Running) -> None:
         partial = running.state_file.with_suffix(".partial")
         partial.write_text(state, encoding="utf-8")
         partial.replace(running.state_file)
+
+
+def _server_rows(running: _Running) -> list[dict[str, str]]:
+    """HAProxy's server rows, or while it does not answer (killed, restarting) the last ones it
+    gave: an ALB node failing does not change its targets' health."""
+    rows = _stat_rows(running.stats_socket)
+    if rows:
+        running.last_rows = rows
+    return rows or running.last_rows
 
 
 def _stat_rows(stats_socket: Path) -> list[dict[str, str]]:
