@@ -15,6 +15,8 @@ import hashlib
 import logging
 import pickle
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -47,6 +49,29 @@ def state_file(state_dir: Path) -> Path:
     return state_dir / STATE_FILE
 
 
+def _partial(path: Path) -> Path:
+    return path.with_suffix(".partial")
+
+
+def _set_aside(path: Path) -> Path:
+    return path.with_suffix(".unreadable")
+
+
+def state_files(state_dir: Path) -> tuple[Path, ...]:
+    """Every file the saver or loader may leave: the state, one being written, one set aside."""
+    path = state_file(state_dir)
+    return path, _partial(path), _set_aside(path)
+
+
+@dataclass
+class _Phase:
+    """One of SavedRegion's two region components."""
+
+    name: str
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
 class SavedRegion:
     """Loads the previous daemon's state (`loader`) and saves this one's (`saver`)."""
 
@@ -58,13 +83,13 @@ class SavedRegion:
         self._failures = 0
         self._saves = Periodic("saving region state", SAVE_SECONDS, self.save)
 
-    def loader(self) -> _Loader:
+    def loader(self) -> _Phase:
         """The component that restores the state: first of all."""
-        return _Loader(self)
+        return _Phase("saved state", self.load, lambda: None)
 
-    def saver(self) -> _Saver:
+    def saver(self) -> _Phase:
         """The component that saves it: last, once every other one runs."""
-        return _Saver(self)
+        return _Phase("state saver", self.start_saving, self.stop_saving)
 
     def load(self) -> None:
         if not self.path.exists():
@@ -76,7 +101,7 @@ class SavedRegion:
                 raise ValueError(f"not a state file of format {FORMAT}")
             count = moto_state.install_backends(saved["moto"])
         except Exception as error:  # any unreadable file: start empty, keep it for a look
-            aside = self.path.with_suffix(".unreadable")
+            aside = _set_aside(self.path)
             self.path.replace(aside)
             log.error("region state %s does not load (%s): starting empty", aside, error)
             return
@@ -109,7 +134,7 @@ class SavedRegion:
         digest = hashlib.sha256(data).digest()
         if digest == self._digest:
             return
-        partial = self.path.with_suffix(".partial")
+        partial = _partial(self.path)
         partial.touch(mode=0o600)
         partial.write_bytes(data)
         partial.replace(self.path)
@@ -123,29 +148,3 @@ class SavedRegion:
         self._saves.stop()
         # A clean stop removes every machine and balancer: nothing is left to restore.
         self.path.unlink(missing_ok=True)
-
-
-class _Loader:
-    name = "saved state"
-
-    def __init__(self, state: SavedRegion) -> None:
-        self._state = state
-
-    def start(self) -> None:
-        self._state.load()
-
-    def stop(self) -> None:
-        pass
-
-
-class _Saver:
-    name = "state saver"
-
-    def __init__(self, state: SavedRegion) -> None:
-        self._state = state
-
-    def start(self) -> None:
-        self._state.start_saving()
-
-    def stop(self) -> None:
-        self._state.stop_saving()

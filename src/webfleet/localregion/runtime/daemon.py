@@ -18,7 +18,7 @@ from webfleet.localregion.elb.load_balancers import remove_load_balancers
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.host.procfs import is_alive
 from webfleet.localregion.images.baseimage import ensure_base_image
-from webfleet.localregion.persistence.region_state import state_file
+from webfleet.localregion.persistence.region_state import state_files
 from webfleet.localregion.runtime.pidfile import PidRecord, read_pid_record, write_pid_record
 from webfleet.localregion.runtime.ports import ensure_port_free, port_is_free
 from webfleet.localregion.runtime.probe import api_answers, sts_client
@@ -272,14 +272,11 @@ def _wait_until_answering(settings: RegionSettings, pid: int, timeout_seconds: f
 def _remove_region_files(settings: RegionSettings) -> tuple[Path, ...]:
     # Only what the region itself writes: the state dir may be one the user shares.
     removed: list[Path] = []
-    saved = state_file(settings.state_dir)
     for path in (
         settings.pid_file,
         settings.ami_catalogue,
         settings.log_file,
-        saved,
-        saved.with_suffix(".unreadable"),
-        saved.with_suffix(".partial"),
+        *state_files(settings.state_dir),
     ):
         if path.is_file():
             path.unlink()
