@@ -2,7 +2,8 @@
 aws_autoscaling_traffic_source_attachment (as terraform-aws-modules/autoscaling does by default),
 applied with the installed Terraform and the mirrored provider against a local region of the
 test's own: the apply waits for the source to be Added, the member is registered, the second
-plan is clean and destroy leaves nothing."""
+plan is clean; a source detached while its member drains is Removing, and destroy (which deletes
+the listener beside it) ends the drain and leaves nothing."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mypy_boto3_autoscaling import AutoScalingClient
 
 from tests.conftest import ROOT, Sandbox
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.images.catalogue import debian_image
+from webfleet.localregion.runtime.processes import wait_until
 from webfleet.localregion.runtime.settings import RegionSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(1.5)]
@@ -51,6 +54,21 @@ resource "aws_lb_target_group" "web" {
   port     = 8000
   protocol = "HTTP"
   vpc_id   = data.aws_vpc.default.id
+}
+
+resource "aws_lb" "web" {
+  name    = "traffic-source"
+  subnets = data.aws_subnets.default.ids
+}
+
+resource "aws_lb_listener" "web" {
+  load_balancer_arn = aws_lb.web.arn
+  port              = 80
+  protocol          = "HTTP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.web.arn
+  }
 }
 
 resource "aws_launch_template" "web" {
@@ -112,6 +130,14 @@ def terraform(
     return result
 
 
+def source_states(autoscaling: AutoScalingClient) -> list[str]:
+    try:
+        sources = autoscaling.describe_traffic_sources(AutoScalingGroupName="traffic-source")
+    except autoscaling.exceptions.ClientError:
+        return []  # the group is gone
+    return [s["State"] for s in sources["TrafficSources"]]
+
+
 def test_traffic_source_attachment_applies_registers_plans_clean_and_destroys(
     sandbox: Sandbox, region: RegionSettings, tmp_path: Path
 ) -> None:
@@ -138,7 +164,18 @@ def test_traffic_source_attachment_applies_registers_plans_clean_and_destroys(
     )  # fmt: skip
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
 
+    # Detached while the listener forwards to the group: its member drains (the group's default
+    # 300 s deregistration delay), and the source is Removing meanwhile, as on AWS.
+    autoscaling.detach_traffic_sources(
+        AutoScalingGroupName="traffic-source",
+        TrafficSources=[{"Identifier": source["Identifier"], "Type": "elbv2"}],
+    )
+    assert wait_until(lambda: source_states(autoscaling) == ["Removing"], 10)
+    # terraform destroy then deletes the listener beside the attachment (terraform-aws-modules
+    # do the same): the drain ends with the listener, and the provider's wait with it. It
+    # waited forever when a drain outlived every balancer forwarding to its group.
     terraform(sandbox, tmp_path, "destroy", "-input=false", "-auto-approve", f"-var=ami_id={ami}")
+    assert source_states(autoscaling) == []
     state = json.loads(terraform(sandbox, tmp_path, "show", "-json").stdout)
     assert not state.get("values", {}).get("root_module", {}).get("resources"), state
     assert not autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["traffic-source"])[

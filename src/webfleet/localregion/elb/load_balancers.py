@@ -325,8 +325,10 @@ class LoadBalancerRuntime:
         """Targets that left a group keep their server, with no new requests, for the group's
         deregistration delay: in-flight requests finish, as on an ALB."""
         now = time.monotonic()
+        forwarded: set[str] = set()
         for record in records:
             for group in record.target_groups:
+                forwarded.add(group.arn)
                 current = {t.instance_id: t for t in group.targets if not t.draining}
                 previous = self._previous_targets.get(group.arn, {})
                 draining = self._draining.setdefault(group.arn, {})
@@ -335,9 +337,19 @@ class LoadBalancerRuntime:
                         until = now + group.deregistration_delay_seconds
                         draining[instance_id] = (replace(target, draining=True), until)
                 for instance_id in list(draining):
-                    if instance_id in current or draining[instance_id][1] <= now:
+                    if instance_id in current:
                         del draining[instance_id]
                 self._previous_targets[group.arn] = current
+        # Every drain ends after its delay; one of a group no balancer forwards to any more (its
+        # listener or balancer deleted) at once: no request is in flight to wait for.
+        for arn, draining in list(self._draining.items()):
+            for instance_id, (_target, until) in list(draining.items()):
+                if until <= now or arn not in forwarded:
+                    del draining[instance_id]
+            if not draining:
+                del self._draining[arn]
+        for arn in set(self._previous_targets) - forwarded:
+            del self._previous_targets[arn]
 
     # --- target health --------------------------------------------------------------------------
 
