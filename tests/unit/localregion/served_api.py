@@ -79,6 +79,22 @@ def target_group(endpoint: str, deregistration_delay: int = 0) -> str:
     return arn
 
 
+def listener_forwarding_to(endpoint: str, target_group_arn: str) -> str:
+    """An ALB in the default VPC's subnets with an HTTP listener forwarding to the target group
+    (what a drain waits for: requests in flight); returns the listener's ARN."""
+    elbv2 = client(endpoint, "elbv2")
+    subnets = [s["SubnetId"] for s in client(endpoint, "ec2").describe_subnets()["Subnets"]]
+    (balancer,) = elbv2.create_load_balancer(Name="web-alb", Subnets=subnets[:2])["LoadBalancers"]
+    balancer_arn = balancer["LoadBalancerArn"]
+    listener_arn: str = elbv2.create_listener(
+        LoadBalancerArn=balancer_arn,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": target_group_arn}],
+    )["Listeners"][0]["ListenerArn"]
+    return listener_arn
+
+
 def group_with_target_group(endpoint: str, capacity: int = 2) -> tuple[str, str]:
     """A group registered in a target group with no deregistration delay: (template, TG ARN)."""
     target_group_arn = target_group(endpoint)

@@ -28,12 +28,14 @@ from typing import Any
 from webfleet.localregion.api.patches import moto_patch
 from webfleet.localregion.autoscaling import activities
 from webfleet.localregion.autoscaling.errors import client_error
+from webfleet.localregion.elb.snapshot import forwarded_target_groups
 
 log = logging.getLogger(__name__)
 
 # After the deregistration delay: time for the balancer to have stopped using the target.
 DRAIN_MARGIN_SECONDS = 2.0
 DEFAULT_DEREGISTRATION_DELAY = 300
+_DRAIN_CHECK_SECONDS = 1.0
 TERMINATING = "Terminating"
 IN_SERVICE = "InService"
 STANDBY = "Standby"
@@ -120,6 +122,7 @@ def terminate_later(
 ) -> None:
     """Terminate the instances (and finish their activities) once they drained for seconds."""
     drain = Drain(group, list(instance_ids), time.time() + max(0.0, seconds), records)
+    drain.target_group_arns = tuple(group.target_group_arns)
     _drains(backend).append(drain)
     _terminate_after_drain(backend, drain)
 
@@ -132,6 +135,18 @@ class Drain:
     instance_ids: list[str]
     until: float  # seconds since the epoch
     records: list[Any]
+    # Where they drain; None (a drain saved before this was kept): wait until `until`.
+    target_group_arns: tuple[str, ...] | None = None
+
+    def over(self, backend: Any) -> bool:
+        """The delay has passed, or no balancer forwards to their target groups any more (the
+        listener deleted, the group detached and its target group deleted): nothing to drain."""
+        if time.time() >= self.until:
+            return True
+        if self.target_group_arns is None:
+            return False
+        balancers = list(backend.elbv2_backend.load_balancers.values())
+        return not forwarded_target_groups(balancers) & set(self.target_group_arns)
 
 
 def _drains(backend: Any) -> list[Drain]:
@@ -174,14 +189,15 @@ def _terminate_after_drain(backend: Any, drain: Drain) -> None:
         for record in records:
             activities.finish(record)
 
-    seconds = drain.until - time.time()
-    if seconds <= 0:
+    def terminate_once_drained() -> None:
+        while not drain.over(backend):
+            time.sleep(min(_DRAIN_CHECK_SECONDS, max(0.0, drain.until - time.time())))
+        terminate()
+
+    if drain.over(backend):
         terminate()
         return
-    timer = threading.Timer(seconds, terminate)
-    timer.daemon = True
-    timer.name = "webfleet-drain"
-    timer.start()
+    threading.Thread(target=terminate_once_drained, name="webfleet-drain", daemon=True).start()
 
 
 def shrinking(old: int, new: int) -> str:
@@ -301,14 +317,23 @@ def drain_on_scale_in() -> None:
             if resting:
                 self.elbv2_backend.deregister_targets(target_group.arn, resting)
 
-    original_detach = AutoScalingBackend.detach_load_balancer_target_groups
-
     def detach_load_balancer_target_groups(
         self: Any, group_name: str, target_group_arns: list[str]
     ) -> None:
-        original_detach(self, group_name, target_group_arns)
+        group = self.autoscaling_groups[group_name]
+        group.target_group_arns = [a for a in group.target_group_arns if a not in target_group_arns]
+        for arn in target_group_arns:
+            target_group = self.elbv2_backend.target_groups.get(arn)
+            if target_group is None:
+                continue
+            # Only the members registered in it: moto deregisters every member and fails half
+            # way (InvalidTarget) on one that left it already (Terminating, Standby, a refresh's).
+            ids = [s.instance.id for s in group.instance_states]
+            registered = [{"Id": i} for i in ids if i in target_group.targets]
+            if registered:
+                self.elbv2_backend.deregister_targets(arn, registered)
         # Attached again later, the group registers its members again.
-        for state in self.autoscaling_groups[group_name].instance_states:
+        for state in group.instance_states:
             state.__dict__.setdefault(REGISTERED_ATTRIBUTE, set()).difference_update(
                 target_group_arns
             )

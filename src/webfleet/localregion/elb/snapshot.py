@@ -63,6 +63,18 @@ def balancer_record(
     return BalancerRecord(balancer.arn, balancer.name, balancer.dns_name, listeners, groups, idle)
 
 
+def forwarded_target_groups(balancers: Iterable[Any]) -> set[str]:
+    """ARNs of the target groups a listener or rule of these moto load balancers forwards to:
+    the groups whose deregistered targets have requests in flight to drain."""
+    return {
+        arn
+        for balancer in balancers
+        if getattr(balancer, "type", "application") == "application"
+        for listener in list(balancer.listeners.values())
+        for arn in _forwarded_arns(_listener(listener, lambda _arn: None))
+    }
+
+
 def _forwarded_arns(listener: Listener) -> list[str]:
     actions = list(listener.default_actions)
     for rule in listener.rules:

@@ -21,6 +21,7 @@ from tests.unit.localregion.served_api import (
     group_members,
     group_with_target_group,
     instance_states,
+    listener_forwarding_to,
     registered_targets,
     target_group,
 )
@@ -96,6 +97,7 @@ def test_a_stopped_member_is_replaced(endpoint: str) -> None:
 
 def test_terminate_in_group_drains_first_and_decrements_when_asked(endpoint: str) -> None:
     arn = target_group(endpoint, deregistration_delay=1)
+    listener_forwarding_to(endpoint, arn)
     create_group(endpoint, capacity=2, target_group_arn=arn)
     autoscaling = client(endpoint, "autoscaling")
     autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=1)
@@ -174,6 +176,32 @@ def test_a_replacement_goes_to_the_zone_the_leaving_instance_was_in(endpoint: st
     assert victim_zone in in_service.values()
 
 
+def test_a_drain_ends_when_no_listener_forwards_to_the_target_group_any_more(
+    endpoint: str,
+) -> None:
+    # terraform destroy deletes the listener while a member drains (an instance refresh's, a
+    # scale-in's): the group's delete waited out the whole 300 s delay for it.
+    arn = target_group(endpoint, deregistration_delay=300)
+    listener = listener_forwarding_to(endpoint, arn)
+    create_group(endpoint, capacity=2, target_group_arn=arn)
+    autoscaling = client(endpoint, "autoscaling")
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=1)
+    victim = sorted(member_ids(endpoint))[0]
+    autoscaling.terminate_instance_in_auto_scaling_group(
+        InstanceId=victim, ShouldDecrementDesiredCapacity=True
+    )
+    time.sleep(1.5)  # more than a drain check: it is still draining
+    assert member_ids(endpoint, "Terminating") == {victim}
+
+    client(endpoint, "elbv2").delete_listener(ListenerArn=listener)
+    eventually(
+        "the drain's end",
+        lambda: instance_states(endpoint, {victim}) == {victim: "terminated"},
+        seconds=5,
+    )
+    assert victim not in {m["InstanceId"] for m in group_members(endpoint)}
+
+
 def test_standby_leaves_the_target_groups_and_returns_to_them(endpoint: str) -> None:
     _, arn = group_with_target_group(endpoint)
     autoscaling = client(endpoint, "autoscaling")
@@ -190,6 +218,38 @@ def test_standby_leaves_the_target_groups_and_returns_to_them(endpoint: str) -> 
     autoscaling.exit_standby(AutoScalingGroupName="web", InstanceIds=[resting])
     assert resting in member_ids(endpoint)
     assert registered_targets(endpoint, arn) == member_ids(endpoint)
+
+
+@pytest.mark.parametrize("api", ["traffic sources", "target groups"])
+def test_detaching_a_target_group_with_a_standby_member_deregisters_the_others(
+    endpoint: str, api: str
+) -> None:
+    # moto deregistered every member and failed (InvalidTarget) on one already out of the
+    # group (Standby, Terminating, a refresh's): terraform destroy stopped at the attachment.
+    _, arn = group_with_target_group(endpoint)
+    autoscaling = client(endpoint, "autoscaling")
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=1)
+    resting = sorted(member_ids(endpoint))[0]
+    autoscaling.enter_standby(
+        AutoScalingGroupName="web", InstanceIds=[resting], ShouldDecrementDesiredCapacity=True
+    )
+    assert registered_targets(endpoint, arn) == member_ids(endpoint) != set()
+
+    if api == "traffic sources":
+        autoscaling.detach_traffic_sources(
+            AutoScalingGroupName="web", TrafficSources=[{"Identifier": arn, "Type": "elbv2"}]
+        )
+    else:
+        autoscaling.detach_load_balancer_target_groups(
+            AutoScalingGroupName="web", TargetGroupARNs=[arn]
+        )
+    assert registered_targets(endpoint, arn) == set()
+    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])[
+        "AutoScalingGroups"
+    ]
+    assert group["TargetGroupARNs"] == []
+    # No deregistration delay in this group: nothing drains, the source is gone.
+    assert autoscaling.describe_traffic_sources(AutoScalingGroupName="web")["TrafficSources"] == []
 
 
 def test_user_requests_and_scale_in_are_in_the_history_with_their_causes(endpoint: str) -> None:
