@@ -17,6 +17,9 @@ from typing import Any
 # Protocol 5: the fastest; this file is read back only by the same installation.
 _PROTOCOL = 5
 _MANAGED_POLICY = "aws-managed-policy"
+_MANAGED_POLICIES = "aws-managed-policies"
+# An IAM backend's tables of AWS managed policies (the dict gains customers' policies too).
+_POLICY_TABLES = ("managed_policies", "aws_managed_policies")
 
 Backends = dict[tuple[str, str], dict[str, dict[str, Any]]]
 
@@ -38,13 +41,24 @@ def moto_backends() -> Backends:
 
 
 def dumps(state: object) -> bytes:
-    """state (which may hold moto records) as bytes; AWS managed policies by reference."""
-    from moto.iam.models import AWSManagedPolicy
+    """state (which may hold moto records) as bytes; AWS managed policies by reference, and
+    a backend's whole table of them when it holds nothing else (every partition has one)."""
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    untouched_tables = {
+        id(table): (account, partition, attribute)
+        for account, partitions in list(iam_backends.items())
+        for partition, backend in list(partitions.items())
+        for attribute in _POLICY_TABLES
+        if _only_aws_managed(table := getattr(backend, attribute, None), AWSManagedPolicy)
+    }
 
     class Pickler(pickle.Pickler):
         def persistent_id(self, obj: Any) -> Any:
             if type(obj) is AWSManagedPolicy:
                 return (_MANAGED_POLICY, obj.account_id, obj.partition, obj.arn)
+            if type(obj) in (dict, list) and id(obj) in untouched_tables:
+                return (_MANAGED_POLICIES, *untouched_tables[id(obj)])
             return None
 
     buffer = io.BytesIO()
@@ -52,15 +66,24 @@ def dumps(state: object) -> bytes:
     return buffer.getvalue()
 
 
+def _only_aws_managed(table: object, policy_type: type) -> bool:
+    if isinstance(table, dict):
+        table = list(table.values())
+    return isinstance(table, list) and all(type(p) is policy_type for p in table)
+
+
 def loads(data: bytes) -> Any:
     from moto.iam.models import iam_backends
 
     class Unpickler(pickle.Unpickler):
         def persistent_load(self, pid: Any) -> Any:
-            kind, account, partition, arn = pid
+            kind, account, partition, name = pid
+            backend = iam_backends[account][partition]
+            if kind == _MANAGED_POLICIES and name in _POLICY_TABLES:
+                return getattr(backend, name)
             if kind != _MANAGED_POLICY:
                 raise pickle.UnpicklingError(f"unknown reference {kind!r}")
-            return iam_backends[account][partition].managed_policies[arn]
+            return backend.managed_policies[name]
 
     return Unpickler(io.BytesIO(data)).load()
 
