@@ -36,7 +36,7 @@ def _credential_scope_service(environ: WSGIEnviron) -> str:
     return scope[3] if len(scope) >= 5 else ""
 
 
-def _request_action(environ: WSGIEnviron, body: bytes) -> str:
+def request_action(environ: WSGIEnviron, body: bytes) -> str:
     """The API action: X-Amz-Target for JSON protocols, else the Action form/query parameter."""
     target: str = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
@@ -85,12 +85,12 @@ class UnhandledErrorMiddleware:
         self.app = app
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        body = self._buffer_body(environ)
+        body = buffer_body(environ)
         try:
             return self.app(environ, start_response)
         except Exception as error:  # anything moto did not handle
             service = _credential_scope_service(environ) or "unknown service"
-            action = _request_action(environ, body) or "unknown action"
+            action = request_action(environ, body) or "unknown action"
             log.error("local region: %s %s failed:\n%s", service, action, traceback.format_exc())
             if isinstance(error, NotImplementedError):
                 code = "NotImplemented"
@@ -108,15 +108,16 @@ class UnhandledErrorMiddleware:
             )
             return [payload]
 
-    @staticmethod
-    def _buffer_body(environ: WSGIEnviron) -> bytes:
-        """Read the request body once and hand the inner app an identical stream."""
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length <= 0:
-            return b""
-        body: bytes = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(body)
-        return body
+
+def buffer_body(environ: WSGIEnviron) -> bytes:
+    """Read the request body once and hand the inner app an identical stream (a second call
+    reads that stream again)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= 0:
+        return b""
+    body: bytes = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -22,9 +23,10 @@ class ApiServer:
 
     name = "api"
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, save_write: Callable[[], None] | None = None) -> None:
         self._host = host
         self._port = port
+        self._save_write = save_write
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -34,7 +36,7 @@ class ApiServer:
         listener = bind_port(self._host, self._port)
         try:
             listener.listen(_LISTEN_BACKLOG)
-            app = create_api_app()
+            app = create_api_app(self._save_write)
             server = make_server(self._host, self._port, app, threaded=True, fd=listener.fileno())
         finally:
             listener.close()  # werkzeug serves on its own duplicate of the descriptor

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from webfleet.localregion.runtime.periodic import Periodic
 log = logging.getLogger(__name__)
 
 SAVE_SECONDS = 1.0
+_WRITE_SAVE_ATTEMPTS = 3
 STATE_FILE = "region-state.pickle"
 # Changes when what the file holds changes shape: an older file is then not loaded.
 FORMAT = 1
@@ -82,6 +84,8 @@ class SavedRegion:
         self._digest = b""
         self._failures = 0
         self._saves = Periodic("saving region state", SAVE_SECONDS, self.save)
+        self._saving = threading.Lock()  # request threads and the periodic save
+        self._stopped = False
 
     def loader(self) -> _Phase:
         """The component that restores the state: first of all."""
@@ -114,8 +118,20 @@ class SavedRegion:
             time.monotonic() - started,
         )
 
-    def save(self) -> None:
-        """Write the state if it changed since the last save."""
+    def save_answered_write(self) -> None:
+        """Before a write's answer leaves (api/durable_writes.py); tried again while another
+        request changes records under the pickler."""
+        for _ in range(_WRITE_SAVE_ATTEMPTS):
+            if self.save():
+                return
+
+    def save(self) -> bool:
+        """Write the state if it changed since the last save; False if it could not be read."""
+        with self._saving:
+            # Once stopped, the file is gone for good: a clean stop leaves nothing to restore.
+            return self._stopped or self._save()
+
+    def _save(self) -> bool:
         try:
             data = moto_state.dumps(
                 {
@@ -129,16 +145,17 @@ class SavedRegion:
             self._failures += 1
             if self._failures in (3, 60):
                 log.warning("region state not saved %d times in a row: %s", self._failures, error)
-            return
+            return False
         self._failures = 0
         digest = hashlib.sha256(data).digest()
         if digest == self._digest:
-            return
+            return True
         partial = _partial(self.path)
         partial.touch(mode=0o600)
         partial.write_bytes(data)
         partial.replace(self.path)
         self._digest = digest
+        return True
 
     def start_saving(self) -> None:
         self.save()
@@ -147,4 +164,6 @@ class SavedRegion:
     def stop_saving(self) -> None:
         self._saves.stop()
         # A clean stop removes every machine and balancer: nothing is left to restore.
-        self.path.unlink(missing_ok=True)
+        with self._saving:
+            self._stopped = True
+            self.path.unlink(missing_ok=True)

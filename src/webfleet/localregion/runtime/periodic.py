@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 class Periodic:
     """Runs `job` every `period` seconds on a daemon thread; a failing run is logged, not fatal."""
 
-    def __init__(self, name: str, period: float, job: Callable[[], None]) -> None:
+    def __init__(self, name: str, period: float, job: Callable[[], object]) -> None:
         self.name = name
         self.period = period
         self.job = job

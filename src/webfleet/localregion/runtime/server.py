@@ -39,7 +39,8 @@ def region_components(
 ) -> list[RegionComponent]:
     """The components in start order; they stop in reverse. A killed daemon's records are
     restored first; machines come next: their hooks must be on moto's models before the API
-    takes a request. Saving starts once everything runs."""
+    takes a request. Every answered write is saved before its answer goes out; the rest (what
+    the region does by itself) once a second, from once everything runs."""
     machines = InstanceMachines(settings, base_image, base_ami)
     load_balancers = LoadBalancerRuntime(settings.state_dir)
     state = SavedRegion(settings.state_dir, [machines, load_balancers])
@@ -49,7 +50,7 @@ def region_components(
         load_balancers,
         GroupHealth(),
         TargetTracking(load_balancers, cpu_usage_usec),
-        ApiServer(settings.host, settings.port),
+        ApiServer(settings.host, settings.port, state.save_answered_write),
         state.saver(),
     ]
 

@@ -3,15 +3,20 @@ loaded by the next, against the in-process API app (no machines: moto keeps the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pickle
+import threading
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
 
 from tests.unit.localregion.served_api import client, create_group
+from webfleet.localregion.api.app import create_api_app
 from webfleet.localregion.autoscaling.instance_refresh import InstanceRefresh
 from webfleet.localregion.persistence import moto_state
 from webfleet.localregion.persistence.region_state import SavedRegion, state_file
@@ -143,6 +148,49 @@ def test_a_clean_stop_removes_the_state_file(
     saved.start_saving()
     assert state_file(tmp_path).exists()
     saved.stop_saving()
+    assert not state_file(tmp_path).exists()
+
+
+@contextlib.contextmanager
+def served_with_durable_writes(state: SavedRegion) -> Iterator[str]:
+    """The API app as the daemon serves it: each write saved before it is answered."""
+    server = make_server("127.0.0.1", 0, create_api_app(state.save_answered_write), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def test_an_answered_write_is_on_disk_before_its_answer(
+    endpoint: str, fresh_region: None, tmp_path: Path
+) -> None:
+    # No periodic save runs here: only the write itself can have saved it (a daemon killed
+    # right after answering must not come back without what it answered).
+    state = SavedRegion(tmp_path, [])
+    with served_with_durable_writes(state) as durable:
+        client(durable, "iam").list_roles()
+        assert not state_file(tmp_path).exists()  # a read saves nothing
+        vpc_id = client(durable, "ec2").create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+        assert state_file(tmp_path).exists()
+
+    reset(endpoint)
+    SavedRegion(tmp_path, []).load()
+    assert client(endpoint, "ec2").describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+
+
+def test_a_write_after_a_clean_stop_leaves_no_state_file(
+    endpoint: str, fresh_region: None, tmp_path: Path
+) -> None:
+    # The API stops after the saver: a write in between must not bring the file back.
+    state = SavedRegion(tmp_path, [])
+    state.start_saving()
+    state.stop_saving()
+    with served_with_durable_writes(state) as durable:
+        client(durable, "ec2").create_vpc(CidrBlock="10.6.0.0/16")
     assert not state_file(tmp_path).exists()
 
 
