@@ -12,14 +12,12 @@ import base64
 import contextlib
 import statistics
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
-from werkzeug.serving import make_server
 
 from webfleet.localregion.images.catalogue import DEBIAN_OWNER_ID, CatalogueImage
 from webfleet.localregion.runtime.server import prepare_moto_environment
@@ -33,19 +31,11 @@ BASE_IMAGE = CatalogueImage(
 )
 
 
-@contextlib.contextmanager
-def served(save_write: Callable[[], None] | None) -> Iterator[str]:
+def served(save_write: Callable[[], None] | None) -> contextlib.AbstractContextManager[str]:
     from webfleet.localregion.api.app import create_api_app
+    from webfleet.localregion.api.server import served_in_thread
 
-    server = make_server("127.0.0.1", 0, create_api_app(save_write), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    return served_in_thread(create_api_app(save_write))
 
 
 def client(endpoint: str, service: str) -> Any:

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from webfleet.localregion.api.app import create_api_app
+from webfleet.localregion.api.server import served_in_thread
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """The API app served on an ephemeral loopback port for the module's tests."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, create_api_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with served_in_thread(create_api_app()) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from webfleet.localregion.api.app import create_api_app
+from webfleet.localregion.api.error_middleware import WSGIApp
 from webfleet.localregion.runtime.ports import bind_port
 
 log = logging.getLogger(__name__)
@@ -58,3 +60,20 @@ class ApiServer:
         self._server = None
         self._thread = None
         log.info("AWS API stopped")
+
+
+@contextlib.contextmanager
+def served_in_thread(app: WSGIApp, host: str = "127.0.0.1") -> Iterator[str]:
+    """app served from a thread on an ephemeral port of host, for clients in this process
+    (tests, benchmarks): yields its endpoint URL."""
+    server = make_server(host, 0, app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": _SHUTDOWN_POLL_SECONDS / 2}
+    )
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()

@@ -202,15 +202,21 @@ def test_a_drain_ends_when_no_listener_forwards_to_the_target_group_any_more(
     assert victim not in {m["InstanceId"] for m in group_members(endpoint)}
 
 
-def test_standby_leaves_the_target_groups_and_returns_to_them(endpoint: str) -> None:
+def one_member_in_standby(endpoint: str) -> tuple[str, str]:
+    """A group of two in a target group, one member put in Standby: (the TG's ARN, that one)."""
     _, arn = group_with_target_group(endpoint)
     autoscaling = client(endpoint, "autoscaling")
     autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=1)
     resting = sorted(member_ids(endpoint))[0]
-
     autoscaling.enter_standby(
         AutoScalingGroupName="web", InstanceIds=[resting], ShouldDecrementDesiredCapacity=True
     )
+    return arn, resting
+
+
+def test_standby_leaves_the_target_groups_and_returns_to_them(endpoint: str) -> None:
+    arn, resting = one_member_in_standby(endpoint)
+    autoscaling = client(endpoint, "autoscaling")
     assert member_ids(endpoint, "Standby") == {resting}
     assert resting not in registered_targets(endpoint, arn)
     assert len(member_ids(endpoint)) == 1
@@ -226,13 +232,8 @@ def test_detaching_a_target_group_with_a_standby_member_deregisters_the_others(
 ) -> None:
     # moto deregistered every member and failed (InvalidTarget) on one already out of the
     # group (Standby, Terminating, a refresh's): terraform destroy stopped at the attachment.
-    _, arn = group_with_target_group(endpoint)
+    arn, _ = one_member_in_standby(endpoint)
     autoscaling = client(endpoint, "autoscaling")
-    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=1)
-    resting = sorted(member_ids(endpoint))[0]
-    autoscaling.enter_standby(
-        AutoScalingGroupName="web", InstanceIds=[resting], ShouldDecrementDesiredCapacity=True
-    )
     assert registered_targets(endpoint, arn) == member_ids(endpoint) != set()
 
     if api == "traffic sources":

@@ -7,23 +7,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from webfleet.localregion.elb.haproxy_config import HealthCheck, Target, TargetGroup
+from tests.unit.localregion.elb.test_haproxy_config import WEB
+from webfleet.localregion.elb.haproxy_config import TargetGroup
 from webfleet.localregion.elb.load_balancers import LoadBalancerRuntime
 from webfleet.localregion.elb.snapshot import BalancerRecord
 
-INSTANCE = "i-0000000000000000a"
-GROUP = TargetGroup(
-    arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef",
-    name="web",
-    protocol="HTTP",
-    port=8080,
-    algorithm="round_robin",
-    stickiness_enabled=False,
-    stickiness_seconds=86400,
-    deregistration_delay_seconds=300,
-    health_check=HealthCheck("HTTP", "/", "traffic-port", "200", 30, 5, 5, 2),
-    targets=(Target(INSTANCE, "10.0.1.10", 8080),),
-)
+# Two targets; the test follows the first.
+GROUP = WEB
+INSTANCE = WEB.targets[0].instance_id
 
 
 def balancer(group: TargetGroup) -> BalancerRecord:

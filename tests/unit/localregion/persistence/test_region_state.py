@@ -7,16 +7,14 @@ import contextlib
 import json
 import logging
 import pickle
-import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.unit.localregion.served_api import client, create_group
 from webfleet.localregion.api.app import create_api_app
+from webfleet.localregion.api.server import served_in_thread
 from webfleet.localregion.autoscaling.instance_refresh import InstanceRefresh
 from webfleet.localregion.persistence import moto_state
 from webfleet.localregion.persistence.region_state import SavedRegion, state_file
@@ -151,18 +149,9 @@ def test_a_clean_stop_removes_the_state_file(
     assert not state_file(tmp_path).exists()
 
 
-@contextlib.contextmanager
-def served_with_durable_writes(state: SavedRegion) -> Iterator[str]:
+def served_with_durable_writes(state: SavedRegion) -> contextlib.AbstractContextManager[str]:
     """The API app as the daemon serves it: each write saved before it is answered."""
-    server = make_server("127.0.0.1", 0, create_api_app(state.save_answered_write), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    return served_in_thread(create_api_app(state.save_answered_write))
 
 
 def test_an_answered_write_is_on_disk_before_its_answer(
