@@ -24,6 +24,8 @@ WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]
 
 # The SDKs retry HTTP 500/502/503/504 (the provider for many minutes); 501 is not retried.
 UNHANDLED_ERROR_STATUS: Final = "501 Not Implemented"
+# Where buffer_body keeps the body it read, in the request's environ.
+_BUFFERED_BODY: Final = "webfleet.request_body"
 
 
 def _credential_scope_service(environ: WSGIEnviron) -> str:
@@ -110,14 +112,17 @@ class UnhandledErrorMiddleware:
 
 
 def buffer_body(environ: WSGIEnviron) -> bytes:
-    """Read the request body once and hand the inner app an identical stream (a second call
-    reads that stream again)."""
+    """Read the request body once and hand the inner app an identical stream; every later call
+    (each middleware asks) answers from that one read."""
+    buffered = environ.get(_BUFFERED_BODY)
+    if isinstance(buffered, bytes):
+        return buffered
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if length <= 0:
-        return b""
-    body: bytes = environ["wsgi.input"].read(length)
-    environ["wsgi.input"] = io.BytesIO(body)
+    body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
+    if body:
+        environ["wsgi.input"] = io.BytesIO(body)
+    environ[_BUFFERED_BODY] = body
     return body
