@@ -288,6 +288,8 @@ class LoadBalancer(Strict):
     stickiness: Stickiness = Field(default_factory=Stickiness)
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     rules: list[Rule] = Field(default_factory=list)
+    # Unset: on for kind "aws" (a console or CLI delete is refused), off in the local region.
+    deletion_protection: bool | None = None
 
     @field_validator("ingress_cidrs")
     @classmethod
@@ -413,6 +415,12 @@ class EnvironmentStack(Strict):
     def stack_name(self) -> str:
         """The prefix of every resource's name: app and environment."""
         return f"{self.app.name}-{self.env_name}"
+
+    @property
+    def deletion_protection(self) -> bool:
+        """Whether the ALB refuses deletion (`destroy` turns it off first)."""
+        explicit = self.load_balancer.deletion_protection
+        return self.environment.kind == "aws" if explicit is None else explicit
 
     @property
     def health_check_path(self) -> str:

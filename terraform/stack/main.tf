@@ -82,6 +82,7 @@ module "alb" {
   algorithm            = var.load_balancer.algorithm
   deregistration_delay = var.load_balancer.deregistration_delay
   stickiness           = var.load_balancer.stickiness
+  deletion_protection  = var.load_balancer.deletion_protection
   health_check         = var.load_balancer.health_check
   rules                = var.load_balancer.rules
 }

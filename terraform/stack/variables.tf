@@ -146,7 +146,7 @@ variable "user_data" {
 }
 
 variable "load_balancer" {
-  description = "The ALB: HTTP listener port and action (\"forward\" | \"redirect_https\"), optional HTTPS listener (certificate_arn, or PEM files to import into ACM), ingress CIDRs, algorithm (\"round_robin\" | \"least_outstanding_requests\"), deregistration delay, lb_cookie stickiness, health check and listener rules (action \"forward\" | \"fixed_response\")."
+  description = "The ALB: HTTP listener port and action (\"forward\" | \"redirect_https\"), optional HTTPS listener (certificate_arn, or PEM files to import into ACM), ingress CIDRs, algorithm (\"round_robin\" | \"least_outstanding_requests\"), deregistration delay, lb_cookie stickiness, deletion protection, health check and listener rules (action \"forward\" | \"fixed_response\")."
   type = object({
     http_port   = number
     http_action = string
@@ -165,6 +165,7 @@ variable "load_balancer" {
       enabled  = bool
       duration = number
     })
+    deletion_protection = optional(bool, false)
     health_check = object({
       path                = string
       matcher             = string

@@ -119,10 +119,11 @@ def run_json(
 
 
 def failed(document: dict[str, Any]) -> list[str]:
-    """Each failed check of a pipeline or verify document: name [target]: detail."""
+    """Each failed check of a pipeline or verify document: name [target]: detail. A run that
+    failed before any check (a bake or deploy error) has none: its stderr says why."""
     return [
         f"{c['name']} [{c['target']}]: {c['detail']}"
-        for c in document["checks"]
+        for c in document.get("checks", [])
         if c["outcome"] == "failed"
     ]
 

@@ -173,6 +173,19 @@ def test_base_ami_is_debian_12_from_the_official_owner(
     assert image["Name"].startswith("debian-12-amd64-")
 
 
+def test_the_vpcs_default_security_group_has_no_rules(
+    sandbox: Sandbox, deployed: DeployResult
+) -> None:
+    ec2 = sandbox.target().ec2()
+    (default,) = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [deployed.outputs["vpc_id"]]},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )["SecurityGroups"]
+    assert (default["IpPermissions"], default["IpPermissionsEgress"]) == ([], [])
+
+
 def test_app_port_is_open_only_to_the_alb_security_group(
     sandbox: Sandbox, deployed: DeployResult
 ) -> None:
@@ -211,10 +224,10 @@ def test_instance_profile_has_ssm_managed_policy(sandbox: Sandbox, deployed: Dep
 
 @pytest.fixture(scope="module")
 def https_deployed(sandbox: Sandbox, deployed: DeployResult) -> DeployResult:
-    """The deployed stack changed in place to HTTP→HTTPS with an imported certificate. The
-    instances boot the base image (no bake here), so nothing answers the ALB's health check:
-    the group switches to EC2 health checks and no warmup, so a refresh replaces instances once
-    they run."""
+    """The deployed stack changed in place to HTTP→HTTPS with an imported certificate, and the
+    ALB's deletion protection on (as an AWS environment has it). The instances boot the base
+    image (no bake here), so nothing answers the ALB's health check: the group switches to EC2
+    health checks and no warmup, so a refresh replaces instances once they run."""
     tls = sandbox.stack_file.parent / "tls"
     tls.mkdir()
     subprocess.run(
@@ -227,7 +240,7 @@ def https_deployed(sandbox: Sandbox, deployed: DeployResult) -> DeployResult:
     text = sandbox.stack_file.read_text()
     text = text.replace(
         'http = { port = 80, action = "forward" }',
-        'http = { port = 80, action = "redirect_https" }',
+        'http = { port = 80, action = "redirect_https" }\ndeletion_protection = true',
     )
     text = text.replace(
         "[load_balancer.health_check]", HTTPS_SECTION + "\n[load_balancer.health_check]"
@@ -288,6 +301,16 @@ def test_http_redirects_to_https_which_forwards_with_the_imported_certificate(
     http_rules = elbv2.describe_rules(ListenerArn=listeners[80]["ListenerArn"])["Rules"]
     assert {rule["Priority"] for rule in http_rules} == {"default"}
     assert https_deployed.outputs["https_listener_arn"] == https["ListenerArn"]
+
+
+def test_a_protected_alb_refuses_deletion(sandbox: Sandbox, https_deployed: DeployResult) -> None:
+    # The destroy test below then has to turn the protection off first, as on AWS.
+    elbv2 = sandbox.target().elbv2()
+    arn = https_deployed.outputs["alb_arn"]
+    attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    assert {"Key": "deletion_protection.enabled", "Value": "true"} in attributes
+    with pytest.raises(elbv2.exceptions.ClientError, match="OperationNotPermitted"):
+        elbv2.delete_load_balancer(LoadBalancerArn=arn)
 
 
 def test_alb_security_group_opens_both_listener_ports(

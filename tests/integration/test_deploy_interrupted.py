@@ -1,4 +1,5 @@
-"""An interrupted `invoke deploy` (Ctrl-C, or webfleet killed outright) converges when re-run.
+"""An interrupted `invoke deploy` (Ctrl-C, or webfleet killed outright together with the local
+region's API daemon, then `local.up`) converges when re-run.
 
 Runs the real `invoke` command line against a local region of the test's own; interrupts it
 while Terraform is creating the load balancer; re-runs; then counts what exists through boto3.
@@ -20,8 +21,12 @@ import pytest
 from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 from tests.conftest import ROOT, Sandbox
+from webfleet.localregion.host.procfs import is_alive
+from webfleet.localregion.runtime import daemon
+from webfleet.localregion.runtime.processes import wait_until
 from webfleet.paths import BUILD_DIR_ENV
 from webfleet.stages.deploy import apply as deploy
+from webfleet.targets import region_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.runtime_minutes(7.5)]
 
@@ -78,7 +83,7 @@ def _count_stack_resources(sandbox: Sandbox) -> dict[str, int]:
 EXPECTED = {
     "vpcs": 1,
     "subnets": 2,
-    "security groups": 2,
+    "security groups": 3,  # the ALB's, the instances', the VPC's default (tagged, emptied)
     "load balancers": 1,
     "target groups": 1,
     "launch templates": 1,
@@ -98,9 +103,12 @@ def test_interrupted_by_ctrl_c_converges_on_rerun(clean_sandbox: Sandbox) -> Non
     _interrupt_then_converge(clean_sandbox, "ctrl-c")
 
 
-def test_killed_deploy_converges_on_rerun(sandbox: Sandbox) -> None:
-    # Leaves the converged stack deployed: the adoption test below starts from it.
-    _interrupt_then_converge(sandbox, "kill")
+def test_deploy_killed_with_the_region_daemon_converges_after_local_up(sandbox: Sandbox) -> None:
+    # webfleet and the local region's API daemon killed at once, while Terraform (in its own
+    # session, so it lives on) creates the load balancer: its calls are refused until
+    # `local.up` starts a daemon that restores the records. Leaves the converged stack
+    # deployed: the adoption test below starts from it.
+    _interrupt_then_converge(sandbox, "kill with the daemon")
 
 
 def _interrupt_then_converge(sandbox: Sandbox, interruption: str) -> None:
@@ -114,8 +122,16 @@ def _interrupt_then_converge(sandbox: Sandbox, interruption: str) -> None:
         assert first.returncode != 0
         assert "interrupted" in output and "re-run" in output, output
     else:
+        region = region_settings(sandbox.stack())
+        killed = daemon.status(region).pid
+        assert killed is not None
         os.kill(first.pid, signal.SIGKILL)
+        os.kill(killed, signal.SIGKILL)
         first.communicate(timeout=60)
+        assert wait_until(lambda: not is_alive(killed), 10)
+        up = _invoke(sandbox, "local.up")
+        output, _ = up.communicate(timeout=300)
+        assert up.returncode == 0, output
 
     second = _invoke(sandbox, "deploy")
     output, _ = second.communicate(timeout=600)

@@ -211,6 +211,18 @@ def test_ssh_defaults_debian_user_private_ip_locally_public_ip_on_aws(tmp_path: 
     )
 
 
+def test_alb_deletion_protection_is_on_for_aws_and_off_locally_unless_set(
+    tmp_path: Path,
+) -> None:
+    both = MINIMAL + LOCAL_ENV + AWS_ENV
+    assert load_stack(write(tmp_path, both), "local").deletion_protection is False
+    assert load_stack(write(tmp_path, both), "aws").deletion_protection is True
+    off = both.replace("[network]", "[load_balancer]\ndeletion_protection = false\n\n[network]")
+    assert load_stack(write(tmp_path, off), "aws").deletion_protection is False
+    on = off.replace("deletion_protection = false", "deletion_protection = true")
+    assert load_stack(write(tmp_path, on), "local").deletion_protection is True
+
+
 def test_ssh_fields_resolve_relative_to_the_stack_file(tmp_path: Path) -> None:
     text = MINIMAL.replace("[network]", '[image]\nkey_name = "ops"\n\n[network]') + (
         AWS_ENV + 'ssh = { private_key_file = "keys/ops.pem", '

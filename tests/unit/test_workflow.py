@@ -102,3 +102,13 @@ def test_uploads_the_manifest_and_the_junit_report(artifact: str) -> None:
     assert upload["if"] == "always()"  # a failed verify's report is the one most wanted
     paths = [line.strip() for line in upload["with"]["path"].splitlines()]
     assert f".webfleet/${{{{ env.WEBFLEET_ENV }}}}/{artifact}" in paths
+
+
+def test_every_action_is_pinned_by_commit_sha_with_its_version_named() -> None:
+    # A tag can be moved to other code; a commit cannot. The comment keeps the version readable.
+    lines = [line for line in WORKFLOW.read_text().splitlines() if "uses:" in line]
+    assert lines
+    for line in lines:
+        assert re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
+    plugin = [str(s["run"]) for s in steps() if "plugins install" in str(s.get("run", ""))]
+    assert plugin and all(re.search(r" v\d+\.\d+\.\d+$", run.strip()) for run in plugin)

@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,8 +94,16 @@ class Terraform:
             ],
         )
 
-    def plan(self, var_file: Path, plan_file: Path, *, destroy: bool = False) -> RunResult:
-        """Plan into plan_file; the result's changes say what an apply would do."""
+    def plan(
+        self,
+        var_file: Path,
+        plan_file: Path,
+        *,
+        destroy: bool = False,
+        targets: Sequence[str] = (),
+    ) -> RunResult:
+        """Plan into plan_file (only `targets` and what they need, if given); the result's
+        changes say what an apply would do."""
         args = [
             "plan",
             "-input=false",
@@ -107,6 +115,7 @@ class Terraform:
         ]
         if destroy:
             args.append("-destroy")
+        args += [f"-target={address}" for address in targets]
         # -detailed-exitcode: 0 no changes, 2 changes, 1 error.
         return self._run("plan", args, ok_codes=(0, 2))
 
@@ -143,11 +152,28 @@ class Terraform:
 
     def has_state(self) -> bool:
         """True if the state records any resource (a destroyed stack's state holds none)."""
+        return bool(self._state().get("resources"))
+
+    def state_attributes(self, address: str) -> dict[str, Any] | None:
+        """The attributes the state records for a single-instance resource at `address`
+        (e.g. module.alb.aws_lb.this); None if the state has no such resource."""
+        for resource in self._state().get("resources", []):
+            parts = (resource.get("module"), resource["type"], resource["name"])
+            found = ".".join(part for part in parts if part)
+            instances = resource.get("instances") or []
+            if resource.get("mode") == "managed" and found == address and instances:
+                attributes: dict[str, Any] = instances[0].get("attributes") or {}
+                return attributes
+        return None
+
+    def _state(self) -> dict[str, Any]:
         try:
-            state = json.loads(self.workspace.state_path.read_text(encoding="utf-8"))
+            state: dict[str, Any] = json.loads(
+                self.workspace.state_path.read_text(encoding="utf-8")
+            )
         except (FileNotFoundError, json.JSONDecodeError):
-            return False
-        return bool(state.get("resources"))
+            return {}
+        return state
 
     def _environment(self) -> dict[str, str]:
         self.workspace.data_dir.mkdir(parents=True, exist_ok=True)

@@ -49,17 +49,20 @@ resource "aws_vpc_security_group_egress_rule" "to_app" {
 # --- Load balancer and target group ---
 
 resource "aws_lb" "this" {
+  #checkov:skip=CKV2_AWS_28:a WAF web ACL is account policy, priced per request: associate one with aws_wafv2_web_acl_association outside this module
   name                       = "${var.name}-alb"
   internal                   = false
   load_balancer_type         = "application"
   security_groups            = [aws_security_group.alb.id]
   subnets                    = var.subnet_ids
   drop_invalid_header_fields = true
+  enable_deletion_protection = var.deletion_protection
 
   tags = merge(var.tags, { Name = "${var.name}-alb" })
 }
 
 resource "aws_lb_target_group" "this" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the ALB; ALB to instance stays inside the VPC, where the app port admits only the ALB's security group (module asg)
   name                          = "${var.name}-tg"
   vpc_id                        = var.vpc_id
   port                          = var.app_port

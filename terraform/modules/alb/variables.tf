@@ -117,6 +117,12 @@ variable "deregistration_delay" {
   }
 }
 
+variable "deletion_protection" {
+  description = "Refuse deletion of the ALB (a console, CLI or Terraform delete fails until it is turned off)."
+  type        = bool
+  default     = true
+}
+
 variable "stickiness" {
   description = "Load-balancer-generated cookie stickiness (lb_cookie): on/off and the cookie duration in seconds (1-604800)."
   type = object({

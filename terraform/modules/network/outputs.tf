@@ -3,6 +3,11 @@ output "vpc_id" {
   value       = aws_vpc.this.id
 }
 
+output "default_security_group_id" {
+  description = "ID of the VPC's default security group (kept without rules)."
+  value       = aws_default_security_group.this.id
+}
+
 output "vpc_cidr" {
   description = "IPv4 CIDR block of the VPC."
   value       = aws_vpc.this.cidr_block

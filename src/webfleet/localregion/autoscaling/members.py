@@ -175,9 +175,11 @@ def _terminate_after_drain(backend: Any, drain: Drain) -> None:
         with contextlib.suppress(ValueError):
             _drains(backend).remove(drain)
         try:
-            group.instance_states = [
-                s for s in group.instance_states if s.instance.id not in instance_ids
-            ]
+            # Removed in place: a new list assigned here would drop a member another thread
+            # (a refresh's or the health check's launch) appended meanwhile.
+            for state in [s for s in group.instance_states if s.instance.id in instance_ids]:
+                with contextlib.suppress(ValueError):
+                    group.instance_states.remove(state)
             backend.ec2_backend.terminate_instances(instance_ids)
         except InvalidInstanceIdError:
             log.info("%s were gone before their drain ended (the region was reset)", instance_ids)

@@ -12,6 +12,7 @@ runtime reads back from the stats socket (`show stat`):
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -453,11 +454,17 @@ def _servers(group: TargetGroup) -> list[str]:
         elif check.protocol == "HTTPS":
             words.append("check-ssl verify none")
         if group.stickiness_enabled:
-            words.append(f"cookie {name}")
+            words.append(f"cookie {sticky_cookie_value(group.arn, name)}")
         if target.draining:
             words.append("disabled")
         lines.append(" ".join(words))
     return lines
+
+
+def sticky_cookie_value(target_group_arn: str, server: str) -> str:
+    """The AWSALB value that sends a client back to one target: opaque, as an ALB's is (it
+    names no instance), and stable across reloads so that sessions stay where they are."""
+    return hashlib.sha256(f"{target_group_arn} {server}".encode()).hexdigest()[:32]
 
 
 def _status_codes(matcher: str, group: TargetGroup) -> str:

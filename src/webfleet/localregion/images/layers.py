@@ -24,6 +24,9 @@ class ImageLayers:
         self.images_dir = state_dir.absolute() / "images"
         self._layers: dict[str, tuple[Path, ...]] = {}
         self._lock = threading.Lock()
+        # AMIs whose layer is being copied: not registered yet, and not to be collected.
+        self._copying: set[str] = set()
+        self._collecting = threading.Lock()
 
     def register(self, ami_id: str, layers: tuple[Path, ...]) -> None:
         with self._lock:
@@ -55,6 +58,17 @@ class ImageLayers:
         owners, modes and hard links. Copied to a temporary name first: a half-copied layer is
         never registered.
         """
+        with self._collecting:
+            self._copying.add(ami_id)
+        try:
+            return self._copy_layer(ami_id, upper_dir, below)
+        finally:
+            with self._collecting:
+                self._copying.discard(ami_id)
+
+    def _copy_layer(
+        self, ami_id: str, upper_dir: Path, below: tuple[Path, ...]
+    ) -> tuple[Path, ...]:
         target = self.images_dir / ami_id / "layer"
         partial = target.with_name("layer.partial")
         if partial.exists():
@@ -79,18 +93,21 @@ class ImageLayers:
             self._layers.pop(ami_id, None)
 
     def collect(self, in_use: Iterable[Path]) -> list[Path]:
-        """Remove the layers of ours that no registered image and no machine (in_use) uses."""
-        with self._lock:
-            used = {layer for layers in self._layers.values() for layer in layers}
-        used.update(in_use)
-        removed: list[Path] = []
-        if not self.images_dir.is_dir():
+        """Remove the layers of ours that no registered image and no machine (in_use) uses,
+        and that no CreateImage is copying (one instance's termination collects while another
+        instance's image is made)."""
+        with self._collecting:
+            with self._lock:
+                used = {layer for layers in self._layers.values() for layer in layers}
+            used.update(in_use)
+            removed: list[Path] = []
+            if not self.images_dir.is_dir():
+                return removed
+            for directory in sorted(self.images_dir.iterdir()):
+                if directory.name not in self._copying and directory / "layer" not in used:
+                    remove_directory_safely(directory)
+                    removed.append(directory)
             return removed
-        for directory in sorted(self.images_dir.iterdir()):
-            if directory / "layer" not in used:
-                remove_directory_safely(directory)
-                removed.append(directory)
-        return removed
 
     def remove_all(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ else; a file that does not load is set aside and the region starts empty.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import pickle
 import threading
@@ -59,10 +60,33 @@ def _set_aside(path: Path) -> Path:
     return path.with_suffix(".unreadable")
 
 
+def _restored_marker(path: Path) -> Path:
+    return path.with_suffix(".restored")
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What the running daemon restored: the records a killed one saved (`local.status`)."""
+
+    saved_at: float  # seconds since the epoch: when the killed daemon last saved
+    restored_at: float
+
+
+def restored_by_running_daemon(state_dir: Path, started_at: float) -> Restored | None:
+    """The running daemon's restore, if it restored (a marker older than it is a former's)."""
+    try:
+        data = json.loads(_restored_marker(state_file(state_dir)).read_text(encoding="utf-8"))
+        restored = Restored(float(data["saved_at"]), float(data["restored_at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return restored if restored.restored_at >= started_at else None
+
+
 def state_files(state_dir: Path) -> tuple[Path, ...]:
-    """Every file the saver or loader may leave: the state, one being written, one set aside."""
+    """Every file the saver or loader may leave: the state, one being written, one set aside,
+    the note that it was restored."""
     path = state_file(state_dir)
-    return path, _partial(path), _set_aside(path)
+    return path, _partial(path), _set_aside(path), _restored_marker(path)
 
 
 @dataclass
@@ -96,9 +120,11 @@ class SavedRegion:
         return _Phase("state saver", self.start_saving, self.stop_saving)
 
     def load(self) -> None:
+        _restored_marker(self.path).unlink(missing_ok=True)
         if not self.path.exists():
             return
         started = time.monotonic()
+        saved_at = self.path.stat().st_mtime
         try:
             saved = moto_state.loads(self.path.read_bytes())
             if not isinstance(saved, dict) or saved.get("format") != FORMAT:
@@ -112,6 +138,10 @@ class SavedRegion:
         for component in self.components:
             component.restore(saved["components"].get(component.name))
         self.restored = True
+        _restored_marker(self.path).write_text(
+            json.dumps({"saved_at": saved_at, "restored_at": time.time()}) + "\n",
+            encoding="utf-8",
+        )
         log.info(
             "restored the previous daemon's records (%d backends) in %.2f s",
             count,

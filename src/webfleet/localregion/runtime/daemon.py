@@ -18,7 +18,11 @@ from webfleet.localregion.elb.load_balancers import remove_load_balancers
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.host.procfs import is_alive
 from webfleet.localregion.images.baseimage import ensure_base_image
-from webfleet.localregion.persistence.region_state import state_files
+from webfleet.localregion.persistence.region_state import (
+    Restored,
+    restored_by_running_daemon,
+    state_files,
+)
 from webfleet.localregion.runtime.pidfile import PidRecord, read_pid_record, write_pid_record
 from webfleet.localregion.runtime.ports import ensure_port_free, port_is_free
 from webfleet.localregion.runtime.probe import api_answers, sts_client
@@ -59,6 +63,8 @@ class RegionStatus:
     state_dir: Path
     log_file: Path
     machines: tuple[Machine, ...] = ()
+    # The records a killed daemon saved, when this one started from them.
+    restored: Restored | None = None
 
     @property
     def running(self) -> bool:
@@ -73,7 +79,8 @@ class RegionStatus:
             uptime = self.uptime_seconds or 0.0
             return (
                 f"local region running at {self.endpoint_url} (pid {self.pid}, up {uptime:.0f} s)"
-                f"\n  state {self.state_dir}\n  log   {self.log_file}\n{self._describe_machines()}"
+                f"\n  state {self.state_dir}\n  log   {self.log_file}{self._describe_restore()}"
+                f"\n{self._describe_machines()}"
             )
         if self.state is RegionState.STALE:
             return (
@@ -82,6 +89,15 @@ class RegionStatus:
                 f"\n  log   {self.log_file}"
             )
         return f"local region not running (state {self.state_dir})"
+
+    def _describe_restore(self) -> str:
+        if self.restored is None:
+            return ""
+        saved = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.restored.saved_at))
+        return (
+            f"\n  restored the records a killed daemon saved at {saved}: what it did in its "
+            "last second may be lost; re-run what was running then"
+        )
 
     def _describe_machines(self) -> str:
         if not self.machines:
@@ -126,6 +142,7 @@ class RegionStatus:
             "uptime_seconds": self.uptime_seconds,
             "state_dir": str(self.state_dir),
             "log_file": str(self.log_file),
+            "restored_saved_at": None if self.restored is None else self.restored.saved_at,
         }
 
 
@@ -304,6 +321,7 @@ def _status(settings: RegionSettings, state: RegionState, record: PidRecord | No
         state_dir=settings.state_dir,
         log_file=settings.log_file,
         machines=tuple(MachineRuntime(settings.state_dir).list()),
+        restored=restored_by_running_daemon(settings.state_dir, record.started_at),
     )
 
 

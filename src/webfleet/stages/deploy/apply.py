@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from webfleet.targets import CloudTarget, cloud_target
 # whose rules the next round finds: LB → listener → rule is the longest chain.
 ADOPTION_ROUNDS = 3
 
+
+# The ALB: with deletion protection, AWS refuses to delete it until the protection is off.
+LOAD_BALANCER_ADDRESS = "module.alb.aws_lb.this"
 
 # Clock difference allowed between this machine and the API when matching a refresh to an apply.
 REFRESH_CLOCK_SLACK = dt.timedelta(seconds=5)
@@ -113,15 +117,39 @@ def destroy(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) ->
         return DestroyResult(stack.env_name, ChangeCounts())
     cloud_target(stack).ensure_running(reporter)
     plan_file = paths.build_dir(stack.env_name) / "destroy.tfplan"
+    var_file = _lift_deletion_protection(terraform, paths, stack.env_name, reporter)
     reporter.stage("plan", "destroy")
-    plan = terraform.plan(paths.terraform_vars(stack.env_name), plan_file, destroy=True)
+    plan = terraform.plan(var_file, plan_file, destroy=True)
     reporter.stage("destroy", f"{plan.changes.destroy} to destroy")
     # Applied even when empty: that records in the state what the refresh found already gone
     # (e.g. a local region that was restarted), so the next destroy does not look again.
     changes = terraform.apply(plan_file).changes
     plan_file.unlink(missing_ok=True)
+    if var_file != paths.terraform_vars(stack.env_name):
+        var_file.unlink(missing_ok=True)
     paths.deploy_outputs(stack.env_name).unlink(missing_ok=True)
     return DestroyResult(stack.env_name, changes)
+
+
+def _lift_deletion_protection(
+    terraform: Terraform, paths: ProjectPaths, env_name: str, reporter: Reporter
+) -> Path:
+    """Turn the ALB's deletion protection off (an apply of the ALB alone) when the state says it
+    is on, as destroying it by hand on AWS needs; returns the variables to destroy with."""
+    var_file = paths.terraform_vars(env_name)
+    attributes = terraform.state_attributes(LOAD_BALANCER_ADDRESS) or {}
+    if not attributes.get("enable_deletion_protection"):
+        return var_file
+    variables = json.loads(var_file.read_text(encoding="utf-8"))
+    variables["load_balancer"]["deletion_protection"] = False
+    unprotected = paths.build_dir(env_name) / "destroy.tfvars.json"
+    write_variables(unprotected, variables)
+    plan_file = paths.build_dir(env_name) / "unprotect.tfplan"
+    reporter.stage("unprotect", f"turning off the deletion protection of {attributes.get('name')}")
+    terraform.plan(unprotected, plan_file, targets=[LOAD_BALANCER_ADDRESS])
+    terraform.apply(plan_file)
+    plan_file.unlink(missing_ok=True)
+    return unprotected
 
 
 def _prepare(

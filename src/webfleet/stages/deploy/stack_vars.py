@@ -46,6 +46,7 @@ def terraform_variables(
             "algorithm": lb.algorithm,
             "deregistration_delay": lb.deregistration_delay,
             "stickiness": lb.stickiness.model_dump(),
+            "deletion_protection": stack.deletion_protection,
             "health_check": {
                 **lb.health_check.model_dump(exclude={"path"}),
                 "path": stack.health_check_path,

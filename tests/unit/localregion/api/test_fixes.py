@@ -189,6 +189,80 @@ def test_load_balancer_dns_names_are_elbs_and_never_repeat(endpoint: str) -> Non
     assert re.fullmatch(rf"internal-web-\d{{10}}\.{REGION}\.elb\.amazonaws\.com", internal)
 
 
+def test_repeated_creates_answer_with_what_exists_and_other_settings_clash(
+    endpoint: str,
+) -> None:
+    # As an SDK retries a create whose answer a daemon kill cut off: the same call again.
+    ec2, elbv2 = client(endpoint, "ec2"), client(endpoint, "elbv2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+
+    def balancer(**settings: Any) -> str:
+        created = elbv2.create_load_balancer(Name="web", Subnets=subnets, **settings)
+        return str(created["LoadBalancers"][0]["LoadBalancerArn"])
+
+    def target_group(port: int) -> str:
+        created = elbv2.create_target_group(Name="web-tg", Protocol="HTTP", Port=port, VpcId=vpc_id)
+        return str(created["TargetGroups"][0]["TargetGroupArn"])
+
+    balancer_arn = balancer()
+    assert balancer(Tags=[{"Key": "retried", "Value": "yes"}]) == balancer_arn
+    assert len(elbv2.describe_load_balancers(Names=["web"])["LoadBalancers"]) == 1
+    with pytest.raises(ClientError, match="DuplicateLoadBalancerName"):
+        balancer(Scheme="internal")
+
+    target_group_arn = target_group(8080)
+    assert target_group(8080) == target_group_arn
+    with pytest.raises(ClientError, match="DuplicateTargetGroupName"):
+        target_group(9090)
+
+    def listener(status: str) -> str:
+        return str(
+            elbv2.create_listener(
+                LoadBalancerArn=balancer_arn,
+                Protocol="HTTP",
+                Port=80,
+                DefaultActions=[
+                    {"Type": "forward", "TargetGroupArn": target_group_arn}
+                    if status == "forward"
+                    else {
+                        "Type": "fixed-response",
+                        "FixedResponseConfig": {"StatusCode": status},
+                    }
+                ],
+            )["Listeners"][0]["ListenerArn"]
+        )
+
+    listener_arn = listener("forward")
+    assert listener("forward") == listener_arn
+    listeners = elbv2.describe_listeners(LoadBalancerArn=balancer_arn)["Listeners"]
+    assert [li["ListenerArn"] for li in listeners] == [listener_arn]
+    with pytest.raises(ClientError, match="DuplicateListener"):
+        listener("503")
+
+
+def test_a_load_balancer_with_deletion_protection_is_not_deleted(endpoint: str) -> None:
+    subnets = [s["SubnetId"] for s in client(endpoint, "ec2").describe_subnets()["Subnets"]][:2]
+    elbv2 = client(endpoint, "elbv2")
+    arn = elbv2.create_load_balancer(Name="kept", Subnets=subnets)["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+
+    def protect(enabled: str) -> None:
+        elbv2.modify_load_balancer_attributes(
+            LoadBalancerArn=arn,
+            Attributes=[{"Key": "deletion_protection.enabled", "Value": enabled}],
+        )
+
+    protect("true")
+    with pytest.raises(ClientError, match=r"OperationNotPermitted.*deletion protection"):
+        elbv2.delete_load_balancer(LoadBalancerArn=arn)
+    assert elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+    protect("false")
+    elbv2.delete_load_balancer(LoadBalancerArn=arn)
+    assert elbv2.describe_load_balancers()["LoadBalancers"] == []
+
+
 # --- Auto Scaling: scaling policies ---------------------------------------------------------
 
 

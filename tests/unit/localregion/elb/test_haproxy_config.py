@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from webfleet.localregion.elb.haproxy_config import (
     Target,
     TargetGroup,
     render_haproxy_config,
+    sticky_cookie_value,
 )
 from webfleet.localregion.errors import LocalRegionError
 from webfleet.localregion.runtime.ports import free_port
@@ -366,9 +368,9 @@ CASES = [
         [
             "cookie AWSALB insert indirect nocache maxlife 3600s",
             "server i-0000000000000000a 10.0.1.10:8080 check inter 30s fall 2 rise 5 "
-            "cookie i-0000000000000000a",
+            f"cookie {sticky_cookie_value(WEB.arn, 'i-0000000000000000a')}",
             "server i-0000000000000000b 10.0.2.10:8080 check inter 30s fall 2 rise 5 "
-            "cookie i-0000000000000000b",
+            f"cookie {sticky_cookie_value(WEB.arn, 'i-0000000000000000b')}",
         ],
         id="stickiness",
     ),
@@ -434,9 +436,9 @@ CASES = [
         [
             "# A draining target is disabled: it gets no new request, not even a sticky one, as",
             "server i-0000000000000000a 10.0.1.10:8080 check inter 30s fall 2 rise 5 "
-            "cookie i-0000000000000000a",
+            f"cookie {sticky_cookie_value(WEB.arn, 'i-0000000000000000a')}",
             "server i-0000000000000000b 10.0.2.10:8080 check inter 30s fall 2 rise 5 "
-            "cookie i-0000000000000000b disabled",
+            f"cookie {sticky_cookie_value(WEB.arn, 'i-0000000000000000b')} disabled",
         ],
         id="draining-target",
     ),
@@ -810,3 +812,10 @@ def test_haproxy_routes_balances_and_checks_health(
     assert {_get(port, "/").body for _ in range(6)} == {b"a"}
     # No healthy target left in the group: 503, as from an ALB.
     assert _get(port, "/only-b/x").status == 503
+
+
+def test_sticky_cookie_values_are_opaque_and_one_per_target() -> None:
+    values = {sticky_cookie_value(WEB.arn, f"i-000000000000000{n}") for n in "ab"}
+    assert len(values) == 2
+    assert all(re.fullmatch("[0-9a-f]{32}", value) for value in values)
+    assert sticky_cookie_value(WEB.arn, "i-000000000000000a") in values  # stable

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import pickle
+import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +18,11 @@ from webfleet.localregion.api.app import create_api_app
 from webfleet.localregion.api.server import served_in_thread
 from webfleet.localregion.autoscaling.instance_refresh import InstanceRefresh
 from webfleet.localregion.persistence import moto_state
-from webfleet.localregion.persistence.region_state import SavedRegion, state_file
+from webfleet.localregion.persistence.region_state import (
+    SavedRegion,
+    restored_by_running_daemon,
+    state_file,
+)
 
 POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 TRUST = json.dumps(
@@ -79,10 +84,17 @@ def test_records_saved_by_one_daemon_answer_the_same_after_loading(
 
     reset(endpoint)  # what a killed daemon's successor starts from
     assert not autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+    saved_at = state_file(tmp_path).stat().st_mtime
+    started_at = time.time()
     restored = Counter(0)
     SavedRegion(tmp_path, [restored]).load()
 
     assert restored.restored == {"value": 7}
+    # `local.status` says this daemon started from a killed one's records, and when they were
+    # saved; a daemon started later (from nothing) does not claim the restore.
+    marker = restored_by_running_daemon(tmp_path, started_at)
+    assert marker is not None and marker.saved_at == saved_at
+    assert restored_by_running_daemon(tmp_path, time.time() + 1) is None
     assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]] == [vpc_id]
     after = sorted(
         i["InstanceId"]
@@ -134,6 +146,7 @@ def test_a_state_file_that_does_not_load_is_set_aside_and_the_region_starts_empt
     with caplog.at_level(logging.ERROR):
         saved.load()
     assert not saved.restored and component.restored is None
+    assert restored_by_running_daemon(tmp_path, 0.0) is None
     assert not state_file(tmp_path).exists()
     assert (tmp_path / "region-state.unreadable").read_bytes() == b"not a pickle"
     assert "does not load" in caplog.text
