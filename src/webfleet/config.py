@@ -200,7 +200,13 @@ class Network(Strict):
 
 class HttpListener(Strict):
     port: Port = 80
+    # Unset: "redirect_https" when the environment has an HTTPS listener, else "forward".
     action: Literal["forward", "redirect_https"] = "forward"
+
+
+# ELB's policies that refuse TLS below 1.2: TLS13-1-2*/1-3* (the first is ELB's recommended),
+# their PQ and FIPS variants, FS-1-2* (forward secrecy) and TLS-1-2*.
+_MODERN_TLS_POLICY = re.compile(r"ELBSecurityPolicy-(TLS13-1-[23]|FS-1-2|TLS-1-2)(-[A-Za-z0-9]+)*")
 
 
 class HttpsListener(Strict):
@@ -211,6 +217,17 @@ class HttpsListener(Strict):
     certificate_file: str | None = None
     private_key_file: str | None = None
     certificate_chain_file: str | None = None
+
+    @field_validator("ssl_policy")
+    @classmethod
+    def _modern_tls(cls, value: str) -> str:
+        if not _MODERN_TLS_POLICY.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an ELB policy that requires TLS 1.2 or later: use "
+                "ELBSecurityPolicy-TLS13-1-2-2021-06 (recommended), or another TLS13-1-2, "
+                "TLS13-1-3, FS-1-2 or TLS-1-2 policy"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_certificate_source(self) -> Self:
@@ -376,6 +393,11 @@ class Environment(Strict):
     max_size: Annotated[int, Field(ge=1)] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     ssh: SshAccess = Field(default_factory=SshAccess)
+    # The HTTPS listener's certificate in this environment (ACM certificates are per account and
+    # region): adds the listener if the stack file has none, replaces its certificate if it has.
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
+    # An AWS environment serves HTTPS unless this says plain HTTP is meant.
+    plain_http: bool = False
 
     @model_validator(mode="after")
     def _profile_only_for_aws(self) -> Self:
@@ -520,6 +542,7 @@ def _resolve(path: Path, stack: StackFile, env_name: str) -> EnvironmentStack:
         )
         if problems:
             raise StackError(path, problems)
+    load_balancer = _environment_load_balancer(path, env_name, environment, stack.load_balancer)
     image = stack.image
     if environment.instance_type is not None:
         image = image.model_copy(update={"instance_type": environment.instance_type})
@@ -531,11 +554,41 @@ def _resolve(path: Path, stack: StackFile, env_name: str) -> EnvironmentStack:
         app=stack.app,
         image=image,
         network=stack.network,
-        load_balancer=stack.load_balancer,
+        load_balancer=load_balancer,
         asg=fleet,
         scaling=stack.scaling,
         tags={**tags, **stack.tags, **environment.tags},
     )
+
+
+def _environment_load_balancer(
+    path: Path, env_name: str, environment: Environment, load_balancer: LoadBalancer
+) -> LoadBalancer:
+    """The load balancer in this environment: its certificate, HTTPS by default on AWS, and HTTP
+    redirecting to HTTPS unless the stack file says what HTTP does."""
+    where = f"environments.{env_name}"
+    https = load_balancer.https
+    if environment.certificate_arn is not None:
+        # The stack file's port and policy if it has a listener; the defaults if not.
+        kept = https.model_dump(include={"port", "ssl_policy"}) if https is not None else {}
+        https = HttpsListener(certificate_arn=environment.certificate_arn, **kept)
+    if https is not None and environment.plain_http:
+        raise StackError(
+            path, [f"{where}.plain_http: true, but the environment has an HTTPS listener"]
+        )
+    if https is None and environment.kind == "aws" and not environment.plain_http:
+        raise StackError(
+            path,
+            [
+                f"{where}: an AWS environment serves HTTPS by default: set {where}.certificate_arn "
+                f"(an ACM certificate in {environment.region}) or [load_balancer.https]; or "
+                f"{where}.plain_http = true to serve plain HTTP only"
+            ],
+        )
+    http = load_balancer.http
+    if https is not None and "action" not in http.model_fields_set:
+        http = http.model_copy(update={"action": "redirect_https"})
+    return load_balancer.model_copy(update={"https": https, "http": http})
 
 
 def _check_region(path: Path, env_name: str, environment: Environment, network: Network) -> None:

@@ -14,6 +14,7 @@ BUILD_DIR_ENV = "WEBFLEET_BUILD_DIR"
 ARTIFACTS_DIR = ".webfleet"
 DEFAULT_STACK_NAME = "webfleet.toml"
 PROJECT_DIR_ENV = "WEBFLEET_PROJECT_DIR"
+PRIVATE_MODE = 0o700
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,15 @@ class ProjectPaths:
 
     def build_dir(self, env_name: str) -> Path:
         return (self.build_root or self.root / ARTIFACTS_DIR) / env_name
+
+    def private_build_dir(self, env_name: str) -> Path:
+        """build_dir, created readable by its owner only (an existing one is tightened): it
+        holds the generated SSH key, Terraform's state and variables, the rendered env file."""
+        directory = self.build_dir(env_name)
+        for path in (directory.parent, directory):
+            path.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
+            path.chmod(PRIVATE_MODE)
+        return directory
 
     def rendered_dir(self, env_name: str) -> Path:
         return self.build_dir(env_name) / "rendered"

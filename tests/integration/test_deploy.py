@@ -140,7 +140,7 @@ def test_asg_spans_both_subnets_with_elb_health_checks(
     assert metrics == {"ASGAverageCPUUtilization": 50.0, "ALBRequestCountPerTarget": 1000.0}
 
 
-def test_launch_template_requires_imdsv2_and_carries_the_rendered_user_data(
+def test_launch_template_requires_imdsv2_encrypts_the_root_volume_and_carries_the_user_data(
     sandbox: Sandbox, deployed: DeployResult
 ) -> None:
     ec2 = sandbox.target().ec2()
@@ -153,6 +153,10 @@ def test_launch_template_requires_imdsv2_and_carries_the_rendered_user_data(
     assert data["InstanceType"] == "t3.micro"
     assert data["ImageId"] == deployed.outputs["ami_id"]
     assert data["IamInstanceProfile"]
+    (image,) = ec2.describe_images(ImageIds=[data["ImageId"]])["Images"]
+    (root,) = data["BlockDeviceMappings"]
+    assert root["DeviceName"] == image["RootDeviceName"]
+    assert (root["Ebs"]["Encrypted"], root["Ebs"]["VolumeType"]) == (True, "gp3")
     user_data = base64.b64decode(data["UserData"]).decode()
     rendered = sandbox.paths.rendered_dir("local") / "user-data.yaml"
     # As rendered, with the ALB's DNS name where the env file had its placeholder.

@@ -54,7 +54,7 @@ def test_health_check_path_override(tmp_path: Path) -> None:
 
 def test_environment_overrides_sizes_and_tags(tmp_path: Path) -> None:
     text = MINIMAL + (
-        '\n[environments.staging]\nkind = "aws"\nregion = "eu-west-1"\n'
+        '\n[environments.staging]\nkind = "aws"\nregion = "eu-west-1"\nplain_http = true\n'
         'min_size = 1\ndesired_capacity = 1\nmax_size = 2\ntags = { Team = "web" }\n'
     )
     stack = load_stack(write(tmp_path, text), "staging")
@@ -197,7 +197,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 # --- SSH access for verify: image.ssh_user, environments.<env>.ssh ---------------------------
 
 LOCAL_ENV = '\n[environments.local]\nkind = "local"\n'
-AWS_ENV = '\n[environments.aws]\nkind = "aws"\n'
+AWS_ENV = '\n[environments.aws]\nkind = "aws"\nplain_http = true\n'
 
 
 def test_ssh_defaults_debian_user_private_ip_locally_public_ip_on_aws(tmp_path: Path) -> None:
@@ -305,3 +305,73 @@ def test_app_keys_are_checked_per_runtime(
 def test_each_runtime_validates(tmp_path: Path, app_keys: str, runtime: str) -> None:
     text = APP_WITHOUT_START.replace('name = "demo"', f'name = "demo"\n{app_keys}')
     assert load_stack(write(tmp_path, text)).app.runtime == runtime
+
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c"
+
+
+def test_an_aws_environment_serves_https_unless_its_stack_file_says_plain_http(
+    tmp_path: Path,
+) -> None:
+    bare = MINIMAL + LOCAL_ENV + '\n[environments.prod]\nkind = "aws"\n'
+    with pytest.raises(StackError, match=r"environments\.prod: an AWS environment serves HTTPS"):
+        load_stack(write(tmp_path, bare), "prod")
+    assert load_stack(write(tmp_path, bare), "local").load_balancer.https is None
+    plain = load_stack(write(tmp_path, bare + "plain_http = true\n"), "prod")
+    assert (plain.load_balancer.https, plain.load_balancer.http.action) == (None, "forward")
+    secure = load_stack(write(tmp_path, bare + f'certificate_arn = "{CERTIFICATE}"\n'), "prod")
+    https = secure.load_balancer.https
+    assert https is not None and https.certificate_arn == CERTIFICATE
+    assert (https.port, https.ssl_policy) == (443, "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    assert secure.load_balancer.http.action == "redirect_https"
+    both = bare + f'certificate_arn = "{CERTIFICATE}"\nplain_http = true\n'
+    with pytest.raises(StackError, match=r"environments\.prod\.plain_http"):
+        load_stack(write(tmp_path, both), "prod")
+
+
+def test_http_redirects_when_there_is_https_unless_the_stack_file_says_forward(
+    tmp_path: Path,
+) -> None:
+    https = f'\n[load_balancer.https]\ncertificate_arn = "{CERTIFICATE}"\nport = 8443\n'
+    redirecting = load_stack(write(tmp_path, MINIMAL + https))
+    assert redirecting.load_balancer.http.action == "redirect_https"
+    forward = MINIMAL + '\n[load_balancer]\nhttp = { action = "forward" }\n' + https
+    assert load_stack(write(tmp_path, forward)).load_balancer.http.action == "forward"
+    # An environment's certificate replaces the stack file's; the port and policy stay.
+    local = (
+        https
+        + '\n[environments.local]\nkind = "local"\ncertificate_arn = "'
+        + (CERTIFICATE.replace("eu-west-1", "us-east-1") + '"\n')
+    )
+    listener = load_stack(write(tmp_path, MINIMAL + local)).load_balancer.https
+    assert listener is not None
+    assert (listener.port, listener.certificate_arn) == (
+        8443,
+        CERTIFICATE.replace("eu-west-1", "us-east-1"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "accepted"),
+    [
+        ("ELBSecurityPolicy-TLS13-1-2-2021-06", True),
+        ("ELBSecurityPolicy-TLS13-1-3-PQ-2025-09", True),
+        ("ELBSecurityPolicy-TLS13-1-2-Res-FIPS-2023-04", True),
+        ("ELBSecurityPolicy-FS-1-2-Res-2020-10", True),
+        ("ELBSecurityPolicy-TLS-1-2-Ext-2018-06", True),
+        ("ELBSecurityPolicy-2016-08", False),
+        ("ELBSecurityPolicy-TLS13-1-0-2021-06", False),
+        ("ELBSecurityPolicy-TLS-1-1-2017-01", False),
+    ],
+)
+def test_the_https_policy_must_refuse_tls_below_1_2(
+    tmp_path: Path, policy: str, accepted: bool
+) -> None:
+    text = MINIMAL + (
+        f'\n[load_balancer.https]\ncertificate_arn = "{CERTIFICATE}"\nssl_policy = "{policy}"\n'
+    )
+    if accepted:
+        assert load_stack(write(tmp_path, text)).load_balancer.https is not None
+    else:
+        with pytest.raises(StackError, match=r"load_balancer\.https\.ssl_policy.*TLS 1\.2"):
+            load_stack(write(tmp_path, text))

@@ -59,7 +59,9 @@ def _explained() -> Iterator[None]:
 def _load(stack_file: str | None, env_name: str | None) -> tuple[EnvironmentStack, ProjectPaths]:
     path = Path(stack_file) if stack_file else DEFAULT_STACK_FILE
     stack = load_stack(path, env_name or DEFAULT_ENVIRONMENT)
-    return stack, ProjectPaths.of_checkout(path)
+    paths = ProjectPaths.of_checkout(path)
+    paths.private_build_dir(stack.env_name)
+    return stack, paths
 
 
 def _emit_json(document: dict[str, Any]) -> None:

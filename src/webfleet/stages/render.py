@@ -121,6 +121,7 @@ def render(stack: EnvironmentStack, paths: ProjectPaths) -> RenderedFiles:
             f"rendered user data is {size} bytes; EC2 allows {USER_DATA_LIMIT_BYTES}. "
             "Bake large files into the image instead of writing them from user data."
         )
+    paths.private_build_dir(stack.env_name)
     out = paths.rendered_dir(stack.env_name)
     out.mkdir(parents=True, exist_ok=True)
     files = RenderedFiles(

@@ -49,6 +49,7 @@ resource "aws_vpc_security_group_egress_rule" "to_app" {
 # --- Load balancer and target group ---
 
 resource "aws_lb" "this" {
+  #checkov:skip=CKV2_AWS_20:http_action is redirect_https whenever the stack has a certificate, which an AWS environment must have unless its stack file says plain_http = true (and deploy warns)
   #checkov:skip=CKV2_AWS_28:a WAF web ACL is account policy, priced per request: associate one with aws_wafv2_web_acl_association outside this module
   name                       = "${var.name}-alb"
   internal                   = false
@@ -95,6 +96,8 @@ resource "aws_lb_target_group" "this" {
 # --- Listeners ---
 
 resource "aws_lb_listener" "http" {
+  #checkov:skip=CKV_AWS_2:http_action is redirect_https whenever the stack has a certificate, which an AWS environment must have unless its stack file says plain_http = true (and deploy warns)
+  #checkov:skip=CKV_AWS_103:no TLS on this listener: http_action is redirect_https whenever the stack has a certificate, which an AWS environment must have unless its stack file says plain_http = true (and deploy warns)
   load_balancer_arn = aws_lb.this.arn
   port              = var.http_port
   protocol          = "HTTP"

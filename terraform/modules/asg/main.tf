@@ -84,6 +84,15 @@ resource "aws_iam_instance_profile" "instance" {
 
 # --- Launch template ---
 
+# The AMI's root device, so that the launch template's block device mapping replaces the AMI's
+# own (an unencrypted snapshot still gives an encrypted volume).
+data "aws_ami" "app" {
+  filter {
+    name   = "image-id"
+    values = [var.image_id]
+  }
+}
+
 resource "aws_launch_template" "this" {
   name                   = var.name
   description            = "App instances of ${var.name}"
@@ -97,6 +106,17 @@ resource "aws_launch_template" "this" {
 
   iam_instance_profile {
     arn = aws_iam_instance_profile.instance.arn
+  }
+
+  # The root volume encrypted at rest (the account's default EBS key), whatever the AMI's is.
+  block_device_mappings {
+    device_name = data.aws_ami.app.root_device_name
+
+    ebs {
+      encrypted             = true
+      volume_type           = "gp3"
+      delete_on_termination = true
+    }
   }
 
   # IMDSv2 only.

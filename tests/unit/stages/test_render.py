@@ -114,6 +114,20 @@ def test_rendering_is_deterministic_and_leaves_unchanged_files_alone(
     assert before == after
 
 
+def test_the_build_directory_is_its_owners_alone(
+    project: ProjectPaths, stack: EnvironmentStack
+) -> None:
+    # It holds the env file, and later the SSH key and Terraform's state: 0700, and an existing
+    # directory left readable by others is tightened.
+    build_dir = project.build_dir(stack.env_name)
+    build_dir.mkdir(parents=True)
+    build_dir.chmod(0o755)
+    build_dir.parent.chmod(0o755)
+    render(stack, project)
+    assert build_dir.stat().st_mode & 0o777 == 0o700
+    assert build_dir.parent.stat().st_mode & 0o777 == 0o700
+
+
 def test_environment_changes_the_output(project: ProjectPaths) -> None:
     local = render(load_stack(ROOT / "webfleet.toml", "local"), project)
     aws = render(load_stack(ROOT / "webfleet.toml", "aws"), project)

@@ -14,6 +14,9 @@ registry (api/patches.py), applied by the API app:
   unparsed, so any launch from version 2+ (a scale-out, an instance refresh) crashes moto.
 - ``fix_security_group_rule_description``: rules that reference a security group come back
   without their description, a perpetual diff on ``aws_vpc_security_group_*_rule``.
+- ``fix_root_device_mapping``: a block device mapping for the AMI's root device without a size
+  or snapshot (how a launch template asks for an encrypted root volume) fails RunInstances with
+  MissingParameter, and one with them is a second volume beside the default root volume.
 """
 
 from __future__ import annotations
@@ -125,3 +128,47 @@ def fix_security_group_rule_description() -> None:
         return text
 
     SecurityGroupRule.description = property(description)  # type: ignore[assignment,method-assign]
+
+
+# --- Block device mappings ----------------------------------------------------------------------
+
+
+@moto_patch("ec2.root_device_mapping")
+def fix_root_device_mapping() -> None:
+    """A mapping of the AMI's root device changes the root volume, as on EC2: its size and
+    snapshot default to the AMI's, and it replaces the root volume moto attached by default
+    (which would otherwise stay behind, attached to nothing, after the instance terminates)."""
+    from moto.ec2.models.instances import Instance
+
+    original_add = Instance.add_block_device
+
+    def add_block_device(
+        self: Instance,
+        size: int | None,
+        device_path: str,
+        snapshot_id: str | None,
+        encrypted: bool,
+        delete_on_termination: bool,
+        kms_key_id: str | None,
+        volume_type: str | None,
+    ) -> None:
+        image = self.ec2_backend.amis.get(self.image_id)
+        if device_path == self.root_device_name and image is not None:
+            if size is None and snapshot_id is None:
+                snapshot_id = image.ebs_snapshot.id
+            replaced = self.block_device_mapping.get(device_path)
+            if replaced is not None:
+                self.ec2_backend.detach_volume(replaced.volume_id, self.id, device_path)
+                self.ec2_backend.delete_volume(replaced.volume_id)
+        original_add(
+            self,
+            size,  # type: ignore[arg-type]
+            device_path,
+            snapshot_id,
+            encrypted,
+            delete_on_termination,
+            kms_key_id,
+            volume_type,
+        )
+
+    Instance.add_block_device = add_block_device  # type: ignore[method-assign]

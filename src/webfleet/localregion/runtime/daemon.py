@@ -16,6 +16,7 @@ from webfleet.localregion.ec2.instances import remove_leftovers
 from webfleet.localregion.ec2.machines import Machine, MachineRuntime
 from webfleet.localregion.elb.load_balancers import remove_load_balancers
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host.private_dirs import private_directory
 from webfleet.localregion.host.procfs import is_alive
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.persistence.region_state import (
@@ -254,7 +255,7 @@ def down(settings: RegionSettings, grace_seconds: float = STOP_GRACE_SECONDS) ->
 @contextlib.contextmanager
 def _one_up_at_a_time(settings: RegionSettings) -> Iterator[None]:
     # Two tasks starting the region on demand at once would otherwise both spawn a daemon.
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.state_dir)
     directory = os.open(settings.state_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(directory, fcntl.LOCK_EX)

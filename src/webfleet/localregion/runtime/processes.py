@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
+from webfleet.localregion.host.private_dirs import private_directory
 from webfleet.localregion.host.procfs import (
     Process,
     is_alive,
@@ -43,7 +44,7 @@ def serve_command(settings: RegionSettings) -> list[str]:
 
 def spawn_daemon(settings: RegionSettings) -> int:
     """Start `serve` in its own session, stdin from /dev/null, output appended to the log."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.state_dir)
     command = serve_command(settings)
     return spawn_detached(command, settings.log_file)
 

@@ -16,6 +16,7 @@ from webfleet.localregion.autoscaling.scaling import TargetTracking
 from webfleet.localregion.ec2.instances import InstanceMachines
 from webfleet.localregion.elb.load_balancers import LoadBalancerRuntime
 from webfleet.localregion.host.cgroups import cpu_usage_usec
+from webfleet.localregion.host.private_dirs import private_directory
 from webfleet.localregion.images.baseimage import BaseImage, ensure_base_image
 from webfleet.localregion.images.catalogue import CatalogueImage, debian_image, write_ami_catalogue
 from webfleet.localregion.persistence.region_state import SavedRegion
@@ -76,7 +77,7 @@ def serve(settings: RegionSettings) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.state_dir)
     # `up` builds it before starting the daemon (with progress); here it is only looked up.
     base_image = ensure_base_image(settings.image_cache, log.info)
     base_ami = debian_image(base_image)

@@ -159,6 +159,12 @@ def _prepare(
     check_terraform()
     check_cli_config(paths.terraform_cli_config)
     reporter.stage("render", f"environment {stack.env_name}")
+    if stack.environment.kind == "aws" and stack.load_balancer.https is None:
+        reporter.note(
+            f"plain HTTP on AWS (environments.{stack.env_name}.plain_http = true): the ALB serves "
+            f"unencrypted traffic; set environments.{stack.env_name}.certificate_arn for HTTPS",
+            "yellow",
+        )
     rendered = render(stack, paths)
     user_data = rendered.user_data.read_text(encoding="utf-8")
     ami_id = baked_ami(paths, stack.env_name, region=stack.environment.region)

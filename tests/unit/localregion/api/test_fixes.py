@@ -103,6 +103,34 @@ def test_launch_template_own_tags_stay_out_of_launch_data(endpoint: str) -> None
     assert templates[0]["Tags"] == [{"Key": "Project", "Value": "webfleet"}]
 
 
+def test_a_root_device_mapping_without_a_size_changes_the_root_volume(endpoint: str) -> None:
+    # How the asg module asks for an encrypted root volume: the AMI's root device, no size.
+    ec2 = client(endpoint, "ec2")
+    image = ec2.describe_images()["Images"][0]
+    ec2.create_launch_template(
+        LaunchTemplateName="encrypted",
+        LaunchTemplateData={
+            "ImageId": image["ImageId"],
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": image["RootDeviceName"],
+                    "Ebs": {"Encrypted": True, "VolumeType": "gp3", "DeleteOnTermination": True},
+                }
+            ],
+        },
+    )
+    (instance,) = ec2.run_instances(
+        MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": "encrypted"}
+    )["Instances"]
+    volumes = ec2.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance["InstanceId"]]}]
+    )["Volumes"]
+    assert [
+        (v["Attachments"][0]["Device"], v["Encrypted"], v["VolumeType"], v["Size"] > 0)
+        for v in volumes
+    ] == [(image["RootDeviceName"], True, "gp3", True)]
+
+
 def test_group_launches_from_a_new_template_version(endpoint: str) -> None:
     template_id = create_group(endpoint, capacity=1)
     version = new_template_version(endpoint, template_id, "#cloud-config\n# v2\n")
