@@ -3,7 +3,8 @@
 All backends go into one pickle, so what refers across services (a target group's instances,
 a group's launch template) still does after loading. IAM's AWS managed policies (about 1,200,
 most of the bytes) are not written: each is saved by its ARN and loaded from the new backend,
-which builds them anyway.
+which builds them anyway. Key objects of the `cryptography` package (KMS keys, e.g. the
+default EBS key an encrypted volume makes) cannot be pickled: they are saved as PEM.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import pickle
 import sys
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
 # Protocol 5: the fastest; this file is read back only by the same installation.
 _PROTOCOL = 5
 _MANAGED_POLICY = "aws-managed-policy"
@@ -22,6 +26,33 @@ _MANAGED_POLICIES = "aws-managed-policies"
 _POLICY_TABLES = ("managed_policies", "aws_managed_policies")
 
 Backends = dict[tuple[str, str], dict[str, dict[str, Any]]]
+_PRIVATE_KEYS = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
+_PUBLIC_KEYS = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+
+
+def _private_key(pem: bytes) -> Any:
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+def _public_key(pem: bytes) -> Any:
+    return serialization.load_pem_public_key(pem)
+
+
+def _key_as_pem(obj: object) -> Any:
+    """How a key object is pickled (NotImplemented: not a key, pickled as usual)."""
+    if isinstance(obj, _PRIVATE_KEYS):
+        pem = obj.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return _private_key, (pem,)
+    if isinstance(obj, _PUBLIC_KEYS):
+        pem = obj.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return _public_key, (pem,)
+    return NotImplemented
 
 
 def moto_backends() -> Backends:
@@ -60,6 +91,9 @@ def dumps(state: object) -> bytes:
             if type(obj) in (dict, list) and id(obj) in untouched_tables:
                 return (_MANAGED_POLICIES, *untouched_tables[id(obj)])
             return None
+
+        def reducer_override(self, obj: Any) -> Any:
+            return _key_as_pem(obj)
 
     buffer = io.BytesIO()
     Pickler(buffer, protocol=_PROTOCOL).dump(state)

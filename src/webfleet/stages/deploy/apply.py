@@ -76,7 +76,14 @@ def _plan_and_apply(
     for _ in range(ADOPTION_ROUNDS):
         if plan.exit_code == 0:
             break
-        found = find_orphans(cloud_target(stack), terraform.show_plan(plan_file))
+        # One import block per address: an orphan adopted already and still planned as a create
+        # is not imported twice (Terraform refuses the configuration).
+        adopted_addresses = {adoption.address for adoption in adopted}
+        found = [
+            orphan
+            for orphan in find_orphans(cloud_target(stack), terraform.show_plan(plan_file))
+            if orphan.address not in adopted_addresses
+        ]
         if not found:
             break
         for orphan in found:

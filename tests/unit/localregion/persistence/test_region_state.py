@@ -110,6 +110,25 @@ def test_records_saved_by_one_daemon_answer_the_same_after_loading(
     assert len(autoscaling.describe_auto_scaling_instances()["AutoScalingInstances"]) == 3
 
 
+def test_an_encrypted_volume_and_its_kms_key_survive_a_save(
+    endpoint: str, fresh_region: None, tmp_path: Path
+) -> None:
+    # The first encrypted volume makes the default EBS key, whose key object cannot be
+    # pickled: every save after it failed, and a killed daemon came back without what followed.
+    ec2 = client(endpoint, "ec2")
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8, Encrypted=True)["VolumeId"]
+    key_id = ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]["KmsKeyId"]
+    assert SavedRegion(tmp_path, []).save()
+
+    reset(endpoint)
+    SavedRegion(tmp_path, []).load()
+    (loaded,) = ec2.describe_volumes(VolumeIds=[volume])["Volumes"]
+    assert (loaded["Encrypted"], loaded["KmsKeyId"]) == (True, key_id)
+    kms = client(endpoint, "kms")
+    sealed = kms.encrypt(KeyId=key_id, Plaintext=b"secret")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=sealed)["Plaintext"] == b"secret"
+
+
 def test_aws_managed_policies_are_saved_by_reference(
     endpoint: str, managed_policies: None, fresh_region: None
 ) -> None:
