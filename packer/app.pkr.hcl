@@ -142,6 +142,17 @@ variable "associate_public_ip_address" {
   default     = false
 }
 
+variable "kms_key_id" {
+  type        = string
+  description = "KMS key (ID, ARN or alias) that encrypts the AMI's snapshot; empty: the account's aws/ebs key."
+  default     = ""
+}
+
+variable "ssh_source_cidrs" {
+  type        = list(string)
+  description = "CIDRs that Packer's temporary security group admits on port 22: the build host's, never the world (webfleet passes them)."
+}
+
 variable "ssh_interface" {
   type        = string
   description = "How Packer reaches the builder: public_ip, private_ip, public_dns or private_dns."
@@ -202,6 +213,11 @@ source "amazon-ebs" "app" {
   # If Packer dies without cleaning up, a shutdown still ends (and stops billing for) the builder.
   shutdown_behavior = "terminate"
 
+  # The AMI's snapshot is encrypted: Packer copies the image it made with encryption on and
+  # deletes the unencrypted one (the launch template encrypts the instances' volumes too).
+  encrypt_boot = true
+  kms_key_id   = var.kms_key_id
+
   # IMDSv2 on the builder (`metadata_options { http_tokens = "required" }`) and on the AMI
   # (`imds_support = "v2.0"`) do not exist in Packer 1.6.6; see packer/README.md. The
   # instances the ASG launches get http_tokens = "required" from the launch template.
@@ -212,6 +228,9 @@ source "amazon-ebs" "app" {
   ssh_timeout               = var.ssh_timeout
   ssh_clear_authorized_keys = var.ssh_clear_authorized_keys
   temporary_key_pair_name   = "${var.app_name}-packer-${formatdate("YYYYMMDDhhmmss", local.build_time)}"
+
+  # Port 22 of the builder from the build host only (Packer's own default is 0.0.0.0/0).
+  temporary_security_group_source_cidrs = var.ssh_source_cidrs
 
   ami_name        = local.ami_name
   ami_description = "${var.app_name} ${var.app_version} (${var.git_commit}) baked by webfleet"

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from webfleet.cli.progress import Progress
 from webfleet.config import EnvironmentStack, load_stack
+from webfleet.localregion.elb.access_logs import INTERVAL_ENV as ACCESS_LOG_INTERVAL_ENV
 from webfleet.localregion.runtime import daemon
 from webfleet.localregion.runtime.ports import free_port
 from webfleet.localregion.runtime.settings import (
@@ -39,6 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
     index = worker_index()
     if index:
         os.environ.setdefault(DEFAULT_VPC_CIDR_ENV, f"172.{31 - index}.0.0/16")
+    # The tests' regions publish ALB access logs every 2 s, not every 5 minutes as ELB does.
+    os.environ.setdefault(ACCESS_LOG_INTERVAL_ENV, "2")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

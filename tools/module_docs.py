@@ -34,6 +34,7 @@ MODULE_DIRS = (
     Path("terraform/modules/network"),
     Path("terraform/modules/alb"),
     Path("terraform/modules/asg"),
+    Path("terraform/modules/logs"),
     Path("terraform/stack"),
 )
 

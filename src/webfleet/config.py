@@ -326,6 +326,15 @@ class LoadBalancer(Strict):
         return self
 
 
+class Logs(Strict):
+    """The stack's log bucket (<stack>-logs-<account id>), made when either log is on."""
+
+    # Unset: on for kind "aws", off in the local region (which writes no log objects).
+    access_logs: bool | None = None  # the ALB's access logs, under alb/
+    flow_logs: bool | None = None  # the VPC's flow logs, under vpc-flow-logs/
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+
+
 class InstanceRefresh(Strict):
     min_healthy_percentage: Annotated[int, Field(ge=0, le=100)] = 50
     instance_warmup: Annotated[int, Field(ge=0)] = 60
@@ -398,6 +407,13 @@ class Environment(Strict):
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
     # An AWS environment serves HTTPS unless this says plain HTTP is meant.
     plain_http: bool = False
+    # Who may reach port 22 of Packer's builder; unset: the build host (its public IP on AWS).
+    bake_ingress_cidrs: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("bake_ingress_cidrs")
+    @classmethod
+    def _bake_cidrs_are_networks(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else [str(_ipv4_network(value)) for value in values]
 
     @model_validator(mode="after")
     def _profile_only_for_aws(self) -> Self:
@@ -413,6 +429,7 @@ class StackFile(Strict):
     load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
     asg: Fleet = Field(default_factory=Fleet)
     scaling: Scaling = Field(default_factory=Scaling)
+    logs: Logs = Field(default_factory=Logs)
     tags: dict[str, str] = Field(default_factory=dict)
     environments: dict[Name, Environment] = Field(
         default_factory=lambda: {DEFAULT_ENVIRONMENT: Environment(kind="local")}
@@ -431,6 +448,7 @@ class EnvironmentStack(Strict):
     load_balancer: LoadBalancer
     asg: Fleet
     scaling: Scaling
+    logs: Logs
     tags: dict[str, str]
 
     @property
@@ -441,7 +459,20 @@ class EnvironmentStack(Strict):
     @property
     def deletion_protection(self) -> bool:
         """Whether the ALB refuses deletion (`destroy` turns it off first)."""
-        explicit = self.load_balancer.deletion_protection
+        return self._on_for_aws(self.load_balancer.deletion_protection)
+
+    @property
+    def access_logs(self) -> bool:
+        """Whether the ALB writes access logs to the stack's log bucket."""
+        return self._on_for_aws(self.logs.access_logs)
+
+    @property
+    def flow_logs(self) -> bool:
+        """Whether the VPC writes flow logs to the stack's log bucket."""
+        return self._on_for_aws(self.logs.flow_logs)
+
+    def _on_for_aws(self, explicit: bool | None) -> bool:
+        # Protections that cost money or block a teardown: the default for AWS, not locally.
         return self.environment.kind == "aws" if explicit is None else explicit
 
     @property
@@ -557,6 +588,7 @@ def _resolve(path: Path, stack: StackFile, env_name: str) -> EnvironmentStack:
         load_balancer=load_balancer,
         asg=fleet,
         scaling=stack.scaling,
+        logs=stack.logs,
         tags={**tags, **stack.tags, **environment.tags},
     )
 

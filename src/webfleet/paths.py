@@ -58,10 +58,8 @@ class ProjectPaths:
         """build_dir, created readable by its owner only (an existing one is tightened): it
         holds the generated SSH key, Terraform's state and variables, the rendered env file."""
         directory = self.build_dir(env_name)
-        for path in (directory.parent, directory):
-            path.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
-            path.chmod(PRIVATE_MODE)
-        return directory
+        private_directory(directory.parent)
+        return private_directory(directory)
 
     def rendered_dir(self, env_name: str) -> Path:
         return self.build_dir(env_name) / "rendered"
@@ -103,3 +101,11 @@ def stack_artifacts_dir(stack_file: Path) -> Path:
     stack_file = stack_file.resolve()
     base = stack_file.parent / ARTIFACTS_DIR
     return base if stack_file.name == DEFAULT_STACK_NAME else base / stack_file.stem
+
+
+def private_directory(path: Path) -> Path:
+    """path, created if missing, readable by its owner only (an existing one is tightened): for
+    what holds keys, such as a build directory or the local region's state directory."""
+    path.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
+    path.chmod(PRIVATE_MODE)
+    return path

@@ -54,12 +54,24 @@ resource "aws_key_pair" "webfleet" {
   public_key = var.ssh_public_key
 }
 
+module "logs" {
+  source = "../modules/logs"
+  count  = var.logs.access_logs || var.logs.flow_logs ? 1 : 0
+
+  name           = var.name
+  retention_days = var.logs.retention_days
+}
+
 module "network" {
   source = "../modules/network"
 
   name           = var.name
   vpc_cidr       = var.vpc_cidr
   public_subnets = var.public_subnets
+  flow_logs = {
+    enabled     = var.logs.flow_logs
+    destination = var.logs.flow_logs ? module.logs[0].flow_logs_destination : null
+  }
 }
 
 module "alb" {
@@ -83,8 +95,13 @@ module "alb" {
   deregistration_delay = var.load_balancer.deregistration_delay
   stickiness           = var.load_balancer.stickiness
   deletion_protection  = var.load_balancer.deletion_protection
-  health_check         = var.load_balancer.health_check
-  rules                = var.load_balancer.rules
+  access_logs = {
+    enabled = var.logs.access_logs
+    bucket  = var.logs.access_logs ? module.logs[0].bucket_name : null
+    prefix  = var.logs.access_logs ? module.logs[0].access_logs_prefix : null
+  }
+  health_check = var.load_balancer.health_check
+  rules        = var.load_balancer.rules
 }
 
 module "asg" {

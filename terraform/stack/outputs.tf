@@ -72,3 +72,8 @@ output "key_name" {
   description = "EC2 key pair of the instances (var.key_name, or the one made from var.ssh_public_key), or null."
   value       = local.key_name
 }
+
+output "log_bucket" {
+  description = "Name of the stack's log bucket (ALB access logs under alb/, VPC flow logs under vpc-flow-logs/), or null when both are off."
+  value       = one(module.logs[*].bucket_name)
+}

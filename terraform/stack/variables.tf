@@ -24,6 +24,16 @@ variable "tags" {
   default     = {}
 }
 
+variable "logs" {
+  description = "The stack's log bucket (<name>-logs-<account id>): ALB access logs and VPC flow logs on or off, and the days S3 keeps a log object. No bucket when both are off."
+  type = object({
+    access_logs    = bool
+    flow_logs      = bool
+    retention_days = optional(number, 90)
+  })
+  default = { access_logs = false, flow_logs = false }
+}
+
 variable "vpc_cidr" {
   description = "IPv4 CIDR block of the VPC, e.g. \"10.20.0.0/16\"."
   type        = string

@@ -9,6 +9,7 @@ the checkout.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -127,6 +128,30 @@ def test_bake_registers_a_tagged_ami_and_writes_the_manifest(baked: BakeResult, 
     assert_packer_left_nothing(ec2)
 
 
+def test_the_ami_is_an_encrypted_copy_and_the_unencrypted_one_is_gone(
+    baked: BakeResult, ec2: Any
+) -> None:
+    (image,) = ec2.describe_images(ImageIds=[baked.ami_id])["Images"]
+    (root,) = image["BlockDeviceMappings"]
+    assert root["Ebs"]["Encrypted"] is True
+    (snapshot,) = ec2.describe_snapshots(SnapshotIds=[root["Ebs"]["SnapshotId"]])["Snapshots"]
+    assert snapshot["Encrypted"] is True
+    named = ec2.describe_images(Filters=[{"Name": "name", "Values": [baked.name]}])["Images"]
+    assert [i["ImageId"] for i in named] == [baked.ami_id]
+
+
+def test_the_builders_ssh_port_admits_only_the_build_host(baked: BakeResult, ec2: Any) -> None:
+    # Packer's temporary security group is gone after the bake; its log says what it admitted:
+    # the host's address on each default subnet (the first one), not 0.0.0.0/0.
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
+    gateways = sorted(
+        f"{next(ipaddress.ip_network(subnet['CidrBlock']).hosts())}/32"
+        for subnet in subnets["Subnets"]
+    )
+    log = baked.log_path.read_text()
+    assert f"Authorizing access to port 22 from [{' '.join(gateways)}]" in log, log[-2000:]
+
+
 def test_ssh_with_the_key_pair_reaches_the_instance(
     instance: dict[str, Any], key_file: Path
 ) -> None:
@@ -166,6 +191,10 @@ def test_console_output_shows_the_boot(ec2: Any, instance: dict[str, Any]) -> No
 def test_baking_a_changed_app_makes_a_new_ami_and_keeps_the_old(
     sandbox: Sandbox, project: ProjectPaths, baked: BakeResult, ec2: Any, instance: dict[str, Any]
 ) -> None:
+    # The first bake's layer: under the id of the image Packer made, which the AMI (its
+    # encrypted copy) shares; it is the only image directory so far.
+    images = sandbox.region_state / "images"
+    (layer,) = images.iterdir()
     pyproject = project.root / SAMPLE_APP / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('version = "1.0.0"', 'version = "1.0.1"'))
     rebaked = bake(sandbox.stack(), project, quiet_progress())
@@ -176,15 +205,14 @@ def test_baking_a_changed_app_makes_a_new_ami_and_keeps_the_old(
         for image in ec2.describe_images(ImageIds=[baked.ami_id, rebaked.ami_id])["Images"]
     }
     assert states == {baked.ami_id: "available", rebaked.ami_id: "available"}
+    (new_layer,) = set(images.iterdir()) - {layer}
 
-    layer = sandbox.region_state / "images" / baked.ami_id
-    assert layer.is_dir()
     ec2.deregister_image(ImageId=baked.ami_id)
     assert layer.is_dir()  # the instance from the old AMI still runs on it
     ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
     wait_for_state(ec2, instance["InstanceId"], "terminated")
     assert not layer.exists()
-    assert (sandbox.region_state / "images" / rebaked.ami_id).is_dir()
+    assert new_layer.is_dir()
 
 
 def test_an_interrupted_bake_leaves_no_builder_key_pair_or_security_group(

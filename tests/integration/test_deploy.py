@@ -10,6 +10,9 @@ and checks nothing is left.
 from __future__ import annotations
 
 import base64
+import gzip
+import http.client
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,6 +37,13 @@ port = 443
 ssl_policy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 certificate_file = "tls/cert.pem"
 private_key_file = "tls/key.pem"
+"""
+
+LOGS_SECTION = """
+[logs]
+access_logs = true
+flow_logs = true
+retention_days = 30
 """
 
 
@@ -229,9 +239,10 @@ def test_instance_profile_has_ssm_managed_policy(sandbox: Sandbox, deployed: Dep
 @pytest.fixture(scope="module")
 def https_deployed(sandbox: Sandbox, deployed: DeployResult) -> DeployResult:
     """The deployed stack changed in place to HTTP→HTTPS with an imported certificate, and the
-    ALB's deletion protection on (as an AWS environment has it). The instances boot the base
-    image (no bake here), so nothing answers the ALB's health check: the group switches to EC2
-    health checks and no warmup, so a refresh replaces instances once they run."""
+    ALB's deletion protection, access logs and VPC flow logs on (as an AWS environment has
+    them). The instances boot the base image (no bake here), so nothing answers the ALB's health
+    check: the group switches to EC2 health checks and no warmup, so a refresh replaces instances
+    once they run."""
     tls = sandbox.stack_file.parent / "tls"
     tls.mkdir()
     subprocess.run(
@@ -249,6 +260,7 @@ def https_deployed(sandbox: Sandbox, deployed: DeployResult) -> DeployResult:
     text = text.replace(
         "[load_balancer.health_check]", HTTPS_SECTION + "\n[load_balancer.health_check]"
     )
+    text = text.replace("[network]", LOGS_SECTION + "\n[network]", 1)
     text = text.replace('health_check_type = "ELB"', 'health_check_type = "EC2"')
     text = text.replace("instance_warmup = 60", "instance_warmup = 0")
     sandbox.stack_file.write_text(text)
@@ -317,6 +329,68 @@ def test_a_protected_alb_refuses_deletion(sandbox: Sandbox, https_deployed: Depl
         elbv2.delete_load_balancer(LoadBalancerArn=arn)
 
 
+def test_access_and_flow_logs_go_to_the_stacks_private_log_bucket(
+    sandbox: Sandbox, https_deployed: DeployResult
+) -> None:
+    target = sandbox.target()
+    bucket = https_deployed.outputs["log_bucket"]
+    assert bucket.startswith("webfleet-demo-local-logs-")
+    arn = https_deployed.outputs["alb_arn"]
+    attributes = {
+        item["Key"]: item["Value"]
+        for item in target.elbv2().describe_load_balancer_attributes(LoadBalancerArn=arn)[
+            "Attributes"
+        ]
+    }
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert (attributes["access_logs.s3.bucket"], attributes["access_logs.s3.prefix"]) == (
+        bucket,
+        "alb",
+    )
+    ec2 = target.ec2()
+    (flow_log,) = ec2.describe_flow_logs(
+        Filters=[{"Name": "resource-id", "Values": [https_deployed.outputs["vpc_id"]]}]
+    )["FlowLogs"]
+    assert flow_log["LogDestinationType"] == "s3"
+    assert flow_log["LogDestination"] == f"arn:aws:s3:::{bucket}/vpc-flow-logs/"
+    assert flow_log["TrafficType"] == "ALL"
+    s3 = target.s3()
+    blocked = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(blocked.values()) and len(blocked) == 4
+    (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (expiry,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert expiry["Expiration"]["Days"] == 30
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    by_sid = {statement["Sid"]: statement for statement in policy["Statement"]}
+    assert by_sid["TlsOnly"]["Effect"] == "Deny"
+    account = bucket.rsplit("-", 1)[1]
+    assert by_sid["FlowLogsWrite"]["Resource"] == (
+        f"arn:aws:s3:::{bucket}/vpc-flow-logs/AWSLogs/{account}/*"
+    )
+    assert by_sid["AlbAccessLogs"]["Resource"] == (f"arn:aws:s3:::{bucket}/alb/AWSLogs/{account}/*")
+    # A request through the ALB (the HTTP listener redirects) ends up in an access log object.
+    connection = http.client.HTTPConnection(https_deployed.outputs["alb_dns_name"], 80, timeout=10)
+    connection.request("GET", "/logged?x=1", headers={"User-Agent": "webfleet-test"})
+    assert connection.getresponse().status == 301
+    connection.close()
+    logs_prefix = f"alb/AWSLogs/{account}/elasticloadbalancing/us-east-1/"
+    deadline = time.monotonic() + 30
+    while not (listed := s3.list_objects_v2(Bucket=bucket, Prefix=logs_prefix)).get("Contents"):
+        assert time.monotonic() < deadline, "no access log object was published"
+        time.sleep(1)
+    entries = [
+        line
+        for item in listed["Contents"]
+        for line in gzip.decompress(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+        .decode()
+        .splitlines()
+    ]
+    (entry,) = [line for line in entries if "/logged?x=1" in line]
+    assert entry.startswith("http ") and " 301 - " in entry and '"webfleet-test"' in entry
+    assert '"redirect"' in entry
+
+
 def test_alb_security_group_opens_both_listener_ports(
     sandbox: Sandbox, https_deployed: DeployResult
 ) -> None:
@@ -376,6 +450,8 @@ def test_destroy_leaves_nothing(sandbox: Sandbox, deployed: DeployResult) -> Non
     assert ec2.describe_subnets(Filters=ours)["Subnets"] == []
     assert ec2.describe_security_groups(Filters=ours)["SecurityGroups"] == []
     assert ec2.describe_internet_gateways(Filters=ours)["InternetGateways"] == []
+    assert ec2.describe_flow_logs()["FlowLogs"] == []
+    assert target.s3().list_buckets()["Buckets"] == []  # the log bucket, its logs included
     running = ec2.describe_instances(
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
     )["Reservations"]

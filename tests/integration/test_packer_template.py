@@ -60,6 +60,7 @@ def _variables(tmp_path: Path, **overrides: str) -> list[str]:
         "unit_path": str(unit),
         "env_file_path": str(env_file),
         "manifest_path": str(tmp_path / "packer-manifest.json"),
+        "ssh_source_cidrs": '["203.0.113.7/32"]',
         **overrides,
     }
     return [arg for name, value in values.items() for arg in ("-var", f"{name}={value}")]
@@ -98,7 +99,7 @@ def test_required_variables_are_required(packer: str) -> None:
     result = _run(packer, "validate", "-var", "region=us-east-1", str(TEMPLATE))
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    for name in ("app_name", "app_version", "bundle_path", "unit_path"):
+    for name in ("app_name", "app_version", "bundle_path", "unit_path", "ssh_source_cidrs"):
         assert f'Unset variable "{name}"' in output
 
 

@@ -223,6 +223,39 @@ def test_alb_deletion_protection_is_on_for_aws_and_off_locally_unless_set(
     assert load_stack(write(tmp_path, on), "local").deletion_protection is True
 
 
+def test_access_and_flow_logs_are_on_for_aws_and_off_locally_unless_set(tmp_path: Path) -> None:
+    both = MINIMAL + LOCAL_ENV + AWS_ENV
+    local = load_stack(write(tmp_path, both), "local")
+    aws = load_stack(write(tmp_path, both), "aws")
+    assert (local.access_logs, local.flow_logs) == (False, False)
+    assert (aws.access_logs, aws.flow_logs) == (True, True)
+    assert aws.logs.retention_days == 90
+    logs = "[logs]\naccess_logs = true\nflow_logs = false\nretention_days = 30\n\n"
+    chosen = both.replace("[network]", logs + "[network]")
+    for env_name in ("local", "aws"):
+        stack = load_stack(write(tmp_path, chosen), env_name)
+        assert (stack.access_logs, stack.flow_logs, stack.logs.retention_days) == (True, False, 30)
+
+
+def test_bake_ingress_cidrs_are_networks_and_name_the_field(tmp_path: Path) -> None:
+    text = MINIMAL + AWS_ENV + 'bake_ingress_cidrs = ["198.51.100.0/24"]\n'
+    assert load_stack(write(tmp_path, text), "aws").environment.bake_ingress_cidrs == [
+        "198.51.100.0/24"
+    ]
+    assert (
+        load_stack(write(tmp_path, MINIMAL + AWS_ENV), "aws").environment.bake_ingress_cidrs is None
+    )
+    broken = MINIMAL + AWS_ENV + 'bake_ingress_cidrs = ["the office"]\n'
+    with pytest.raises(StackError, match=r"environments\.aws\.bake_ingress_cidrs"):
+        load_stack(write(tmp_path, broken), "aws")
+
+
+def test_log_retention_out_of_range_names_the_field(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[network]", "[logs]\nretention_days = 0\n\n[network]")
+    with pytest.raises(StackError, match=r"logs\.retention_days"):
+        load_stack(write(tmp_path, text), "local")
+
+
 def test_ssh_fields_resolve_relative_to_the_stack_file(tmp_path: Path) -> None:
     text = MINIMAL.replace("[network]", '[image]\nkey_name = "ops"\n\n[network]') + (
         AWS_ENV + 'ssh = { private_key_file = "keys/ops.pem", '

@@ -53,6 +53,7 @@ def packer_variables(
     bundle: Bundle,
     rendered: RenderedFiles,
     manifest: Path,
+    ssh_source_cidrs: list[str],
 ) -> dict[str, Any]:
     """Values for the variables packer/app.pkr.hcl declares (the others keep their defaults)."""
     variables: dict[str, Any] = {
@@ -72,6 +73,7 @@ def packer_variables(
         "base_ami_architecture": stack.image.base_ami.architecture,
         "region": target.region,
         "instance_type": stack.image.instance_type,
+        "ssh_source_cidrs": ssh_source_cidrs,
     }
     variables.update(target.packer_variables())
     return variables
@@ -114,11 +116,18 @@ def bake(stack: EnvironmentStack, paths: ProjectPaths, reporter: Reporter) -> Ba
     manifest = manifest_path(paths, env_name)
     var_file = variables_path(paths, env_name)
     var_file.parent.mkdir(parents=True, exist_ok=True)
-    variables = packer_variables(stack, target, bundle=bundle, rendered=rendered, manifest=manifest)
+    target.ensure_running(reporter)
+    variables = packer_variables(
+        stack,
+        target,
+        bundle=bundle,
+        rendered=rendered,
+        manifest=manifest,
+        ssh_source_cidrs=stack.environment.bake_ingress_cidrs or target.build_host_cidrs(),
+    )
     var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     previous = read_manifest(manifest)
 
-    target.ensure_running(reporter)
     reporter.stage("bake", f"Packer {TEMPLATE} in {target.region}")
     result = build(
         template,

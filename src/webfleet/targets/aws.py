@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import urllib.request
 
 import boto3
 
 from webfleet.config import EnvironmentStack
+from webfleet.errors import WebfleetError
 from webfleet.reporting import Reporter
 from webfleet.targets.base import CloudTarget
+
+CHECKIP_URL = "https://checkip.amazonaws.com"
+CHECKIP_TIMEOUT_SECONDS = 10
 
 
 class AwsTarget(CloudTarget):
@@ -29,6 +35,20 @@ class AwsTarget(CloudTarget):
         if self.profile is not None:
             environment["AWS_PROFILE"] = self.profile
         return environment
+
+    def build_host_cidrs(self) -> list[str]:
+        # Packer connects to its builder's public IP from this host's public IP, which only
+        # something outside can see: AWS's own checkip service.
+        try:
+            with urllib.request.urlopen(CHECKIP_URL, timeout=CHECKIP_TIMEOUT_SECONDS) as reply:
+                address = ipaddress.IPv4Address(reply.read().decode().strip())
+        except (OSError, ValueError) as error:
+            raise WebfleetError(
+                f"cannot find this host's public IP for the builder's security group "
+                f"({CHECKIP_URL}: {error}): set environments.{self.env_name}.bake_ingress_cidrs "
+                "to the CIDRs Packer connects from"
+            ) from None
+        return [f"{address}/32"]
 
     # An AWS region is always there; credentials are checked by the first call that needs them.
     def ensure_running(self, reporter: Reporter) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
 
     from webfleet.localregion.runtime.settings import RegionSettings
 
@@ -72,6 +73,11 @@ class CloudTarget(ABC):
         return self.tool_environment()
 
     @abstractmethod
+    def build_host_cidrs(self) -> list[str]:
+        """Where Packer's SSH connections to its builder come from, as /32 CIDRs (the region is
+        running): what the builder's temporary security group admits on port 22."""
+
+    @abstractmethod
     def ensure_running(self, reporter: Reporter) -> None:
         """Make the region available before anything is created in it."""
 
@@ -103,3 +109,6 @@ class CloudTarget(ABC):
 
     def cloudwatch(self) -> CloudWatchClient:
         return self.session().client("cloudwatch", endpoint_url=self.endpoint_url)
+
+    def s3(self) -> S3Client:
+        return self.session().client("s3", endpoint_url=self.endpoint_url)

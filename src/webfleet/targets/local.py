@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import boto3
 
 from webfleet.config import EnvironmentStack
@@ -61,6 +63,16 @@ class LocalRegionTarget(CloudTarget):
         environment["AWS_POLL_DELAY_SECONDS"] = str(LOCAL_POLL_DELAY_SECONDS)
         environment["AWS_MAX_ATTEMPTS"] = str(LOCAL_MAX_POLL_ATTEMPTS)
         return environment
+
+    def build_host_cidrs(self) -> list[str]:
+        # Packer reaches its builder on the VPC bridge, from the host's address in the
+        # builder's subnet: the first of each default subnet.
+        subnets = self.ec2().describe_subnets(
+            Filters=[{"Name": "default-for-az", "Values": ["true"]}]
+        )["Subnets"]
+        return sorted(
+            f"{next(ipaddress.ip_network(subnet['CidrBlock']).hosts())}/32" for subnet in subnets
+        )
 
     def ensure_running(self, reporter: Reporter) -> None:
         if not daemon.status(self.settings).running:

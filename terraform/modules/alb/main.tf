@@ -59,6 +59,12 @@ resource "aws_lb" "this" {
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
 
+  access_logs {
+    enabled = var.access_logs.enabled
+    bucket  = var.access_logs.enabled ? var.access_logs.bucket : ""
+    prefix  = var.access_logs.enabled ? var.access_logs.prefix : null
+  }
+
   tags = merge(var.tags, { Name = "${var.name}-alb" })
 }
 

@@ -123,6 +123,21 @@ variable "deletion_protection" {
   default     = true
 }
 
+variable "access_logs" {
+  description = "Access logs: on or off, and the S3 bucket and key prefix they go to (the bucket's policy must admit ELB log delivery, as module logs' does)."
+  type = object({
+    enabled = bool
+    bucket  = optional(string)
+    prefix  = optional(string)
+  })
+  default = { enabled = false }
+
+  validation {
+    condition     = !var.access_logs.enabled || var.access_logs.bucket != null
+    error_message = "access_logs.enabled needs access_logs.bucket."
+  }
+}
+
 variable "stickiness" {
   description = "Load-balancer-generated cookie stickiness (lb_cookie): on/off and the cookie duration in seconds (1-604800)."
   type = object({

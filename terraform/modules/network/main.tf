@@ -17,6 +17,19 @@ resource "aws_default_security_group" "this" {
   tags = merge(var.tags, { Name = "${var.name}-default" })
 }
 
+# Every accepted and rejected flow of the VPC, to the stack's log bucket (module logs).
+resource "aws_flow_log" "this" {
+  count = var.flow_logs.enabled ? 1 : 0
+
+  vpc_id                   = aws_vpc.this.id
+  traffic_type             = "ALL"
+  log_destination_type     = "s3"
+  log_destination          = var.flow_logs.destination
+  max_aggregation_interval = 600
+
+  tags = merge(var.tags, { Name = var.name })
+}
+
 resource "aws_internet_gateway" "this" {
   vpc_id = aws_vpc.this.id
 

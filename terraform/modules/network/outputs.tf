@@ -32,3 +32,8 @@ output "public_route_table_id" {
   description = "ID of the public route table (default route to the internet gateway)."
   value       = aws_route_table.public.id
 }
+
+output "flow_log_id" {
+  description = "ID of the VPC's flow log, or null when flow_logs is off."
+  value       = one(aws_flow_log.this[*].id)
+}

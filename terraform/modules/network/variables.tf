@@ -36,6 +36,20 @@ variable "public_subnets" {
   }
 }
 
+variable "flow_logs" {
+  description = "VPC flow logs: on or off, and the S3 destination ARN (bucket and prefix, e.g. module logs' flow_logs_destination)."
+  type = object({
+    enabled     = bool
+    destination = optional(string)
+  })
+  default = { enabled = false }
+
+  validation {
+    condition     = !var.flow_logs.enabled || var.flow_logs.destination != null
+    error_message = "flow_logs.enabled needs flow_logs.destination, an S3 ARN such as arn:aws:s3:::bucket/prefix/."
+  }
+}
+
 variable "tags" {
   description = "Extra tags for the network resources (the provider's default_tags apply as well)."
   type        = map(string)

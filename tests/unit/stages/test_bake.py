@@ -60,6 +60,7 @@ def _variables(stack: EnvironmentStack, tmp_path: Path) -> dict[str, Any]:
         bundle=_bundle(tmp_path),
         rendered=RenderedFiles(tmp_path / "user-data.yaml", env_file, unit),
         manifest=tmp_path / "build" / MANIFEST_FILE,
+        ssh_source_cidrs=["203.0.113.7/32"],
     )
 
 
@@ -96,6 +97,7 @@ def test_local_variables_from_the_example_stack(local: EnvironmentStack, tmp_pat
         "base_ami_architecture": "x86_64",
         "region": "us-east-1",
         "instance_type": "t3.micro",
+        "ssh_source_cidrs": ["203.0.113.7/32"],
         # The local region: its endpoint (Packer 1.6.6 ignores AWS_ENDPOINT_URL), no public IPs.
         "ec2_endpoint": "http://127.0.0.1:4599",
         "ssh_interface": "private_ip",

@@ -4,6 +4,9 @@ credentials and region guards. AWS itself cannot run here: its target is checked
 
 from __future__ import annotations
 
+import io
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -90,3 +93,27 @@ def test_a_stopped_local_region_is_an_error_that_says_what_to_run(
     ):
         target.require_running("nothing is there")
     cloud_target(stack("aws")).require_running("nothing is there")  # AWS is always there
+
+
+def test_the_aws_builder_admits_ssh_from_this_hosts_public_ip_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # AWS's checkip service cannot be reached from here: urlopen is replaced, and only here.
+    asked: list[str] = []
+
+    def checkip(url: str, timeout: float) -> io.BytesIO:
+        asked.append(url)
+        return io.BytesIO(b"203.0.113.7\n")
+
+    monkeypatch.setattr(urllib.request, "urlopen", checkip)
+    assert cloud_target(stack("aws")).build_host_cidrs() == ["203.0.113.7/32"]
+    assert asked == ["https://checkip.amazonaws.com"]
+
+
+def test_no_public_ip_says_which_setting_to_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(url: str, timeout: float) -> io.BytesIO:
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    with pytest.raises(WebfleetError, match=r"environments\.aws\.bake_ingress_cidrs"):
+        cloud_target(stack("aws")).build_host_cidrs()

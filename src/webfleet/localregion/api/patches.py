@@ -9,8 +9,9 @@ applies that patch itself when it starts; apply_all then leaves it alone.
 
 Where the patches are:
 
-- ``ec2/api_fixes.py``, ``elb/api_fixes.py``, ``autoscaling/api_fixes.py``: where moto's answers
-  differ from AWS's in ways Terraform notices (each module lists its fixes).
+- ``ec2/api_fixes.py``, ``elb/api_fixes.py``, ``s3/api_fixes.py``, ``autoscaling/api_fixes.py``:
+  where moto's answers differ from AWS's in ways Terraform or a client notices (each module lists
+  its fixes).
 - ``ec2/hooks.py``, ``elb/hooks.py``: instance, image and load balancer work handed to the
   running machines and load balancer components; ``ec2/status_checks.py``: impaired instances.
 - ``autoscaling/group_health.py`` (launches spread over the group's AZs), ``members.py``
@@ -33,6 +34,7 @@ PATCH_MODULES: Final = (
     "webfleet.localregion.ec2.status_checks",
     "webfleet.localregion.elb.api_fixes",
     "webfleet.localregion.elb.hooks",
+    "webfleet.localregion.s3.api_fixes",
     "webfleet.localregion.autoscaling.api_fixes",
     "webfleet.localregion.autoscaling.group_health",
     "webfleet.localregion.autoscaling.members",

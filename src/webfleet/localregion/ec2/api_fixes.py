@@ -17,11 +17,18 @@ registry (api/patches.py), applied by the API app:
 - ``fix_root_device_mapping``: a block device mapping for the AMI's root device without a size
   or snapshot (how a launch template asks for an encrypted root volume) fails RunInstances with
   MissingParameter, and one with them is a second volume beside the default root volume.
+- ``fix_copy_image``: CopyImage ignores ``Encrypted`` and ``KmsKeyId`` (Packer's
+  ``encrypt_boot`` gets an unencrypted copy), and the copy has moto's default root device
+  (``/dev/sda1``, ``standard``) rather than the source's; DescribeImages never says whether an
+  AMI's snapshot is encrypted.
+- ``fix_flow_log_s3_prefix``: an S3 destination with a key prefix (``arn:aws:s3:::bucket/
+  prefix/``, as AWS documents it) is refused: moto looks up ``bucket/prefix/`` as a bucket.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from webfleet.localregion.api.patches import moto_patch
@@ -172,3 +179,92 @@ def fix_root_device_mapping() -> None:
         )
 
     Instance.add_block_device = add_block_device  # type: ignore[method-assign]
+
+
+# --- CopyImage ------------------------------------------------------------------------------------
+
+
+@moto_patch("ec2.copy_image")
+def fix_copy_image() -> None:
+    """Encrypt a copy that asks for it (with the given key, else the account's aws/ebs key, as
+    EC2 does), keep the source's root device, and say in the block device mapping whether the
+    snapshot is encrypted."""
+    from moto.ec2.models.amis import Ami, AmiBackend
+    from moto.ec2.responses.amis import AmisResponse
+
+    original_copy = AmiBackend.copy_image
+    original_mappings: Callable[[Ami], list[dict[str, Any]]] = vars(Ami)[
+        "block_device_mappings"
+    ].fget
+
+    def copy_image(
+        self: AmiBackend,
+        source_image_id: str,
+        source_region: str,
+        name: str | None = None,
+        description: str | None = None,
+        encrypted: bool = False,
+        kms_key_id: str | None = None,
+    ) -> Ami:
+        image = original_copy(self, source_image_id, source_region, name, description)
+        source = self.describe_images(ami_ids=[source_image_id])[0]
+        for attribute in ("root_device_name", "root_device_type", "boot_mode", "sriov"):
+            setattr(image, attribute, getattr(source, attribute))
+        # A copy of an encrypted image stays encrypted, with the source's key unless one is given.
+        if kms_key_id is None and not encrypted and source.ebs_snapshot.encrypted:
+            kms_key_id = source.ebs_snapshot.kms_key_id
+        if encrypted or kms_key_id:
+            image.ebs_snapshot.encrypted = True
+            image.ebs_snapshot.kms_key_id = kms_key_id or (
+                self.default_kms_key_id  # type: ignore[attr-defined]
+                or self._create_default_encryption_key()  # type: ignore[attr-defined]
+            )
+        return image
+
+    def block_device_mappings(self: Ami) -> list[dict[str, Any]]:
+        mappings: list[dict[str, Any]] = original_mappings(self)
+        for mapping in mappings:
+            mapping["Ebs"]["Encrypted"] = bool(self.ebs_snapshot.encrypted)
+        return mappings
+
+    def copy_image_response(self: AmisResponse) -> Any:
+        self.error_on_dryrun()
+        image = self.ec2_backend.copy_image(
+            self._get_param("SourceImageId"),
+            self._get_param("SourceRegion"),
+            self._get_param("Name"),
+            self._get_param("Description"),
+            encrypted=self._get_bool_param("Encrypted", False),
+            kms_key_id=self._get_param("KmsKeyId"),
+        )
+        from moto.core.responses import ActionResult
+
+        return ActionResult({"ImageId": image.id})
+
+    AmiBackend.copy_image = copy_image  # type: ignore[method-assign]
+    Ami.block_device_mappings = property(block_device_mappings)  # type: ignore[method-assign,assignment]
+    AmisResponse.copy_image = copy_image_response  # type: ignore[method-assign]
+
+
+# --- Flow logs ------------------------------------------------------------------------------------
+
+
+@moto_patch("ec2.flow_log_s3_prefix")
+def fix_flow_log_s3_prefix() -> None:
+    """Check the bucket of an S3 destination ARN, not the bucket and its prefix; the flow log
+    keeps the destination as given."""
+    from moto.ec2.models.flow_logs import FlowLogsBackend
+
+    original = FlowLogsBackend.create_flow_logs
+
+    def create_flow_logs(self: FlowLogsBackend, **kwargs: Any) -> Any:
+        destination = kwargs.get("log_destination") or ""
+        bucket_arn, slash, _prefix = destination.partition("/")
+        if kwargs.get("log_destination_type") != "s3" or not slash:
+            return original(self, **kwargs)
+        created, unsuccessful = original(self, **{**kwargs, "log_destination": bucket_arn})
+        for flow_log in created:
+            flow_log.log_destination = destination
+        return created, unsuccessful
+
+    FlowLogsBackend.create_flow_logs = create_flow_logs  # type: ignore[method-assign,assignment]

@@ -16,6 +16,7 @@ from moto.core.types import Base64EncodedString
 from moto.core.utils import utcnow
 from moto.ec2.exceptions import InvalidAMIIdError
 from moto.ec2.models import EC2Backend
+from moto.ec2.models.amis import AmiBackend
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import MetadataOptions
 from moto.ec2.responses.general import General
@@ -202,7 +203,7 @@ def address_release(instance: Any) -> Callable[[], None]:
     return lambda: subnet.del_subnet_ip(address)  # moto ignores an address it does not hold
 
 
-# --- CreateImage / DeregisterImage ----------------------------------------------------------------
+# --- CreateImage / CopyImage / DeregisterImage -------------------------------------------------
 
 
 def _hook_images() -> None:
@@ -222,6 +223,14 @@ def _hook_images() -> None:
             machines.create_image(instance_id, image)
         return image
 
+    def copy_image(self: EC2Backend, source_image_id: str, *args: Any, **kwargs: Any) -> Any:
+        # Looked up per call: the API fix for CopyImage (api_fixes.py) replaces AmiBackend's.
+        image = AmiBackend.copy_image(self, source_image_id, *args, **kwargs)
+        machines = _slot.active
+        if machines is not None:
+            machines.copy_image(source_image_id, image.id)
+        return image
+
     def deregister_image(self: EC2Backend, ami_id: str) -> None:
         original_deregister(self, ami_id)
         machines = _slot.active
@@ -230,6 +239,7 @@ def _hook_images() -> None:
 
     EC2Backend.create_image = create_image  # type: ignore[method-assign,assignment]
     EC2Backend.deregister_image = deregister_image  # type: ignore[method-assign,assignment]
+    EC2Backend.copy_image = copy_image  # type: ignore[method-assign,assignment]
 
 
 # --- ModifyInstanceMetadataOptions ----------------------------------------------------------------

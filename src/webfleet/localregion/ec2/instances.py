@@ -251,6 +251,12 @@ class InstanceMachines:
         image.state = "pending"
         self._in_background(instance_id, "snapshot", lambda: self._snapshot(instance_id, image))
 
+    def copy_image(self, source_ami_id: str, ami_id: str) -> None:
+        # Layers are read-only: the copy shares the source's, which stay while either is
+        # registered (a copy in another account or region of this host would too).
+        if self.layers.knows(source_ami_id):
+            self.layers.register(ami_id, self.layers.layers_of(source_ami_id))
+
     def deregister_image(self, ami_id: str) -> None:
         self.layers.deregister(ami_id)
         self._collect_layers()

@@ -113,15 +113,12 @@ def fix_idempotent_creates() -> None:
     )
     from moto.elbv2.models import ELBv2Backend
 
-    def balancer_named(backend: ELBv2Backend, kwargs: dict[str, Any]) -> Any:
-        return next(
-            (lb for lb in backend.load_balancers.values() if lb.name == kwargs["name"]), None
-        )
+    def named(collection: str) -> Callable[[ELBv2Backend, dict[str, Any]], Any]:
+        def by_name(backend: ELBv2Backend, kwargs: dict[str, Any]) -> Any:
+            found = getattr(backend, collection).values()
+            return next((item for item in found if item.name == kwargs["name"]), None)
 
-    def target_group_named(backend: ELBv2Backend, kwargs: dict[str, Any]) -> Any:
-        return next(
-            (tg for tg in backend.target_groups.values() if tg.name == kwargs["name"]), None
-        )
+        return by_name
 
     def listener_on_port(backend: ELBv2Backend, kwargs: dict[str, Any]) -> Any:
         balancer = backend.load_balancers.get(kwargs["load_balancer_arn"])
@@ -129,8 +126,8 @@ def fix_idempotent_creates() -> None:
         return next((li for li in listeners if str(li.port) == str(kwargs["port"])), None)
 
     for method, existing, duplicate in (
-        ("create_load_balancer", balancer_named, DuplicateLoadBalancerName),
-        ("create_target_group", target_group_named, DuplicateTargetGroupName),
+        ("create_load_balancer", named("load_balancers"), DuplicateLoadBalancerName),
+        ("create_target_group", named("target_groups"), DuplicateTargetGroupName),
         ("create_listener", listener_on_port, DuplicateListenerError),
     ):
         original = getattr(ELBv2Backend, method)

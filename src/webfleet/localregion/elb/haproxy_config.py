@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from webfleet.localregion.elb.access_logs import CAPTURES, haproxy_log_format
 from webfleet.localregion.errors import LocalRegionError
 
 
@@ -39,6 +40,10 @@ class Target:
     address: str  # private IPv4
     port: int
     draining: bool = False  # deregistered, within the deregistration delay: no new requests
+    # Registered since the balancer's last reload. HAProxy starts a new server UP, so it is
+    # written disabled and the runtime brings it out already down (an ALB's new target is
+    # `initial`: no traffic until it passes its checks).
+    joining: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ class LoadBalancer:
     listeners: tuple[Listener, ...]
     target_groups: tuple[TargetGroup, ...]  # every target group any listener/rule forwards to
     idle_timeout_seconds: int = 60
+    # Access logs on: the datagram socket (an HAProxy address) the runtime reads them from.
+    access_log_socket: str | None = None
 
 
 _INDENT = "    "
@@ -159,6 +166,8 @@ def _global_section(lb: LoadBalancer, stats_socket: Path, pid_file: Path) -> str
         # target does on an ALB, but no longer than the longest deregistration delay.
         f"hard-stop-after {max([1, *delays])}s",
     ]
+    if lb.access_log_socket:
+        lines.append(f"log {lb.access_log_socket} len 8192 format raw local0")
     return _section("global", lines)
 
 
@@ -205,6 +214,14 @@ def _frontend(lb: LoadBalancer, listener: Listener, groups: dict[str, TargetGrou
         f"http-request set-header X-Forwarded-Proto {scheme}",
         f"http-request set-header X-Forwarded-Port {listener.port}",
     ]
+    if lb.access_log_socket:
+        lines += [
+            "# Access logs: a line per request, which the runtime turns into ELB's entries.",
+            "log global",
+            "option dontlognull",
+            *(f"http-request capture req.hdr({header}) len 512" for header in CAPTURES),
+            f"log-format {haproxy_log_format(lb.arn)}",
+        ]
     forwards: list[tuple[int, str]] = []
     rules = sorted(listener.rules, key=lambda item: item.priority)
     if rules:
@@ -455,7 +472,7 @@ def _servers(group: TargetGroup) -> list[str]:
             words.append("check-ssl verify none")
         if group.stickiness_enabled:
             words.append(f"cookie {sticky_cookie_value(group.arn, name)}")
-        if target.draining:
+        if target.draining or target.joining:
             words.append("disabled")
         lines.append(" ".join(words))
     return lines

@@ -40,6 +40,7 @@ CHANGING_CALLS = (
     "create_target_group",
     "modify_target_group",
     "modify_target_group_attributes",
+    "modify_load_balancer_attributes",  # access logs on or off
     "delete_target_group",
     "register_targets",
     "deregister_targets",
@@ -107,14 +108,22 @@ def balancer_records(
     """Every application load balancer of every account and region, as HAProxy should run it."""
     records: list[BalancerRecord] = []
     backend: Any
-    for _account, _region, backend in list(elbv2_backends.iter_backends()):
+    for account_id, region, backend in list(elbv2_backends.iter_backends()):
         target_groups = dict(list(backend.target_groups.items()))
         for balancer in list(backend.load_balancers.values()):
             if getattr(balancer, "type", "application") != "application":
                 continue
             try:
                 records.append(
-                    balancer_record(balancer, target_groups, address_of, certificate_file, draining)
+                    balancer_record(
+                        balancer,
+                        target_groups,
+                        address_of,
+                        certificate_file,
+                        draining,
+                        account_id=account_id,
+                        region=region,
+                    )
                 )
             except (KeyError, ValueError, TypeError, AttributeError) as error:
                 log.error("cannot read load balancer %s: %s", balancer.name, error)
@@ -132,6 +141,14 @@ def instance_address(instance_id: str) -> str | None:
             address: str | None = instance.private_ip
             return address
     return None
+
+
+def put_log_object(account_id: str, bucket: str, key: str, body: bytes) -> None:
+    """Write a log object into a bucket of the account, as a delivery service does (no API
+    call: the bucket's policy admits the delivery services)."""
+    from moto.s3.models import s3_backends
+
+    s3_backends[account_id]["aws"].put_object(bucket, key, body)
 
 
 def certificate_pem(certificate_arn: str) -> str | None:

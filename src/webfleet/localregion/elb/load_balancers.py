@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from webfleet.localregion.ec2.network import region_tag
+from webfleet.localregion.elb.access_logs import AccessLogDelivery, LoggedBalancer
 from webfleet.localregion.elb.haproxy_config import (
     LoadBalancer,
     Target,
+    TargetGroup,
     backend_name,
     render_haproxy_config,
 )
@@ -112,6 +114,7 @@ class LoadBalancerRuntime:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.access_logs = AccessLogDelivery(f"webfleet-{tag}-access-logs", _put_log_object)
 
     # --- component ------------------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class LoadBalancerRuntime:
         )
 
         elbv2_hooks.install(self)
+        self.access_logs.start()
         self._thread = threading.Thread(target=self._loop, name="load-balancers", daemon=True)
         self._thread.start()
 
@@ -142,6 +146,7 @@ class LoadBalancerRuntime:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(10.0)
+        self.access_logs.stop()
         _remove(self.directory, self.hosts)
 
     # --- kept across a daemon restart (persistence/region_state.py) -----------------------------
@@ -206,6 +211,18 @@ class LoadBalancerRuntime:
                     log.error("load balancer %s: %s", record.name, error)
             self._poll_health()
             self.hosts.write({r.dns_name: r.address for r in self._running.values()})
+            self.access_logs.configure(
+                [
+                    LoggedBalancer(
+                        record.arn,
+                        record.access_logs,
+                        self._running[record.arn].address,
+                        {backend_name(g): g.arn for g in record.target_groups},
+                    )
+                    for record in records
+                    if record.access_logs is not None and record.arn in self._running
+                ]
+            )
 
     def _apply(self, record: BalancerRecord) -> None:
         running = self._running.get(record.arn)
@@ -218,13 +235,20 @@ class LoadBalancerRuntime:
             )
             running.directory.mkdir(parents=True, exist_ok=True)
             self._running[record.arn] = running
+        servers = {
+            (backend_name(g), t.instance_id) for g in record.target_groups for t in g.targets
+        }
+        joining = servers - running.known
         balancer = LoadBalancer(
             arn=record.arn,
             name=record.name,
             address=running.address,
             listeners=record.listeners,
-            target_groups=record.target_groups,
+            target_groups=tuple(_mark_joining(g, joining) for g in record.target_groups),
             idle_timeout_seconds=record.idle_timeout_seconds,
+            access_log_socket=(
+                self.access_logs.haproxy_target if record.access_logs is not None else None
+            ),
         )
         config = _with_server_state(
             render_haproxy_config(
@@ -257,14 +281,16 @@ class LoadBalancerRuntime:
             )
             for g in balancer.target_groups
         }
-        servers = {
-            (backend_name(g), t.instance_id) for g in balancer.target_groups for t in g.targets
-        }
-        # New servers start UP in HAProxy; an ALB's new targets are `initial` until they pass
-        # healthy_threshold checks: mark them down so their checks bring them up.
+        # Joining servers came up disabled: out of maintenance and down in one CLI line, so that
+        # no request reaches them before their checks pass (measured: `state ready` alone reads
+        # `UP 1/2` until the first check fails, and the load test saw 503s in that window).
         now = time.monotonic()
-        for backend, server in sorted(servers - running.known):
-            _command(running.stats_socket, f"set server {backend}/{server} health down")
+        for backend, server in sorted(joining):
+            _command(
+                running.stats_socket,
+                f"set server {backend}/{server} state ready; "
+                f"set server {backend}/{server} health down",
+            )
             running.registered_at[(backend, server)] = now
         running.known = servers
         running.registered_at = {k: v for k, v in running.registered_at.items() if k in servers}
@@ -453,6 +479,15 @@ def _health_from_row(
 # --- HAProxy processes ----------------------------------------------------------------------------
 
 
+def _mark_joining(group: TargetGroup, joining: set[tuple[str, str]]) -> TargetGroup:
+    backend = backend_name(group)
+    targets = tuple(
+        replace(target, joining=(backend, target.instance_id) in joining and not target.draining)
+        for target in group.targets
+    )
+    return replace(group, targets=targets)
+
+
 def _with_server_state(config: str, state_file: Path) -> str:
     """Keep server states (UP/DOWN and check counters) across reloads."""
     lines = config.splitlines()
@@ -571,3 +606,9 @@ def _remove(directory: Path, hosts: HostsBlock) -> None:
         stop_process(pid, _STOP_SECONDS, name="HAProxy")
     hosts.remove()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def _put_log_object(account_id: str, bucket: str, key: str, body: bytes) -> None:
+    from webfleet.localregion.elb import hooks as elbv2_hooks  # imports moto
+
+    elbv2_hooks.put_log_object(account_id, bucket, key, body)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from webfleet.localregion.elb.access_logs import Destination
 from webfleet.localregion.elb.haproxy_config import (
     Action,
     Condition,
@@ -32,6 +33,7 @@ class BalancerRecord:
     listeners: tuple[Listener, ...]
     target_groups: tuple[TargetGroup, ...]
     idle_timeout_seconds: int
+    access_logs: Destination | None = None  # its access_logs.s3.* attributes, when enabled
 
 
 # instance id → private IPv4 (None: no such instance, or not one that can serve)
@@ -48,6 +50,8 @@ def balancer_record(
     address_of: AddressOf,
     certificate_file: CertificateFile,
     draining: Draining,
+    account_id: str = "",
+    region: str = "",
 ) -> BalancerRecord:
     listeners = tuple(
         _listener(listener, certificate_file)
@@ -59,8 +63,19 @@ def balancer_record(
         for arn in used
         if arn in target_groups
     )
-    idle = int(balancer.attrs.get("idle_timeout.timeout_seconds", 60) or 60)
-    return BalancerRecord(balancer.arn, balancer.name, balancer.dns_name, listeners, groups, idle)
+    attributes = balancer.attrs
+    idle = int(attributes.get("idle_timeout.timeout_seconds", 60) or 60)
+    access_logs = None
+    if str(attributes.get("access_logs.s3.enabled", "false")).lower() == "true":
+        access_logs = Destination(
+            bucket=str(attributes.get("access_logs.s3.bucket") or ""),
+            prefix=str(attributes.get("access_logs.s3.prefix") or ""),
+            account_id=account_id,
+            region=region,
+        )
+    return BalancerRecord(
+        balancer.arn, balancer.name, balancer.dns_name, listeners, groups, idle, access_logs
+    )
 
 
 def forwarded_target_groups(balancers: Iterable[Any]) -> set[str]:

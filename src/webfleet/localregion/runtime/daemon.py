@@ -16,7 +16,6 @@ from webfleet.localregion.ec2.instances import remove_leftovers
 from webfleet.localregion.ec2.machines import Machine, MachineRuntime
 from webfleet.localregion.elb.load_balancers import remove_load_balancers
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.host.private_dirs import private_directory
 from webfleet.localregion.host.procfs import is_alive
 from webfleet.localregion.images.baseimage import ensure_base_image
 from webfleet.localregion.persistence.region_state import (
@@ -34,6 +33,7 @@ from webfleet.localregion.runtime.processes import (
     wait_until,
 )
 from webfleet.localregion.runtime.settings import RegionSettings
+from webfleet.paths import private_directory
 
 START_TIMEOUT_SECONDS = 60.0
 # The daemon halts its machines before it exits (1-3 s each, in parallel; nspawn's own grace is

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from webfleet.localregion.errors import LocalRegionError
-from webfleet.localregion.host.private_dirs import private_directory
 from webfleet.localregion.host.procfs import (
     Process,
     is_alive,
@@ -43,8 +42,8 @@ def serve_command(settings: RegionSettings) -> list[str]:
 
 
 def spawn_daemon(settings: RegionSettings) -> int:
-    """Start `serve` in its own session, stdin from /dev/null, output appended to the log."""
-    private_directory(settings.state_dir)
+    """Start `serve` in its own session, stdin from /dev/null, output appended to the log (its
+    caller has made the state directory, private)."""
     command = serve_command(settings)
     return spawn_detached(command, settings.log_file)
 

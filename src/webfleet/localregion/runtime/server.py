@@ -16,11 +16,11 @@ from webfleet.localregion.autoscaling.scaling import TargetTracking
 from webfleet.localregion.ec2.instances import InstanceMachines
 from webfleet.localregion.elb.load_balancers import LoadBalancerRuntime
 from webfleet.localregion.host.cgroups import cpu_usage_usec
-from webfleet.localregion.host.private_dirs import private_directory
 from webfleet.localregion.images.baseimage import BaseImage, ensure_base_image
 from webfleet.localregion.images.catalogue import CatalogueImage, debian_image, write_ami_catalogue
 from webfleet.localregion.persistence.region_state import SavedRegion
 from webfleet.localregion.runtime.settings import RegionSettings
+from webfleet.paths import private_directory
 
 log = logging.getLogger(__name__)
 

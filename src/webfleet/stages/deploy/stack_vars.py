@@ -25,6 +25,11 @@ def terraform_variables(
         "name": stack.stack_name,
         "region": stack.environment.region,
         "tags": stack.tags,
+        "logs": {
+            "access_logs": stack.access_logs,
+            "flow_logs": stack.flow_logs,
+            "retention_days": stack.logs.retention_days,
+        },
         "vpc_cidr": stack.network.vpc_cidr,
         "public_subnets": [
             {"cidr": subnet.cidr, "availability_zone": stack.availability_zone(subnet)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import re
 import time
 import urllib.request
@@ -771,3 +772,76 @@ def test_cpu_is_measured_against_the_instance_types_vcpus(endpoint: str) -> None
     group = [{"Name": "AutoScalingGroupName", "Value": "web"}]
     assert last_minute_maxima(endpoint, "AWS/EC2", "CPUUtilization", group) == [50.0]
     assert desired(endpoint) == 3  # ceil(2 * 50 / 40)
+
+
+def test_a_flow_log_goes_to_a_prefix_of_an_existing_bucket(endpoint: str) -> None:
+    client(endpoint, "s3").create_bucket(
+        Bucket="flow-logs", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    ec2 = client(endpoint, "ec2")
+    vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+
+    def create(destination: str) -> dict[str, Any]:
+        answer: dict[str, Any] = dict(
+            ec2.create_flow_logs(
+                ResourceType="VPC",
+                ResourceIds=[vpc_id],
+                TrafficType="ALL",
+                LogDestinationType="s3",
+                LogDestination=destination,
+            )
+        )
+        return answer
+
+    made = create("arn:aws:s3:::flow-logs/vpc-flow-logs/")
+    assert made["Unsuccessful"] == []
+    (flow_log,) = ec2.describe_flow_logs(FlowLogIds=made["FlowLogIds"])["FlowLogs"]
+    assert flow_log["LogDestination"] == "arn:aws:s3:::flow-logs/vpc-flow-logs/"
+    (refused,) = create("arn:aws:s3:::no-such-bucket/vpc-flow-logs/")["Unsuccessful"]
+    assert "does not exist" in refused["Error"]["Message"]
+
+
+def test_a_tls_only_bucket_policy_admits_the_regions_clients(endpoint: str) -> None:
+    s3 = client(endpoint, "s3")
+    s3.create_bucket(Bucket="tls-only", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="tls-only", Key="a.txt", Body=b"kept")
+    deny = {"Effect": "Deny", "Principal": "*", "Action": "s3:*"}
+    resources = ["arn:aws:s3:::tls-only", "arn:aws:s3:::tls-only/*"]
+
+    def policy(*statements: dict[str, Any]) -> None:
+        document = {"Version": "2012-10-17", "Statement": list(statements)}
+        s3.put_bucket_policy(Bucket="tls-only", Policy=json.dumps(document))
+
+    policy({**deny, "Resource": resources, "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+    assert s3.get_object(Bucket="tls-only", Key="a.txt")["Body"].read() == b"kept"
+    # A Bool condition that holds still denies.
+    policy({**deny, "Resource": resources, "Condition": {"Bool": {"aws:SecureTransport": "true"}}})
+    with pytest.raises(ClientError, match=r"\(403\)"):
+        s3.get_object(Bucket="tls-only", Key="a.txt")
+
+
+def test_copy_image_encrypts_when_asked_and_keeps_the_root_device(endpoint: str) -> None:
+    ec2 = client(endpoint, "ec2")
+    # One whose root device is not moto's default for a new image (/dev/sda1).
+    source = next(
+        image for image in ec2.describe_images()["Images"] if image["RootDeviceName"] == "/dev/xvda"
+    )
+    plain = ec2.copy_image(SourceImageId=source["ImageId"], SourceRegion=REGION, Name="plain")
+    (copied,) = ec2.describe_images(ImageIds=[plain["ImageId"]])["Images"]
+    assert copied["RootDeviceName"] == source["RootDeviceName"]
+    assert copied["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is False
+
+    encrypted = ec2.copy_image(
+        SourceImageId=plain["ImageId"], SourceRegion=REGION, Name="encrypted", Encrypted=True
+    )
+    (image,) = ec2.describe_images(ImageIds=[encrypted["ImageId"]])["Images"]
+    ebs = image["BlockDeviceMappings"][0]["Ebs"]
+    assert ebs["Encrypted"] is True
+    (snapshot,) = ec2.describe_snapshots(SnapshotIds=[ebs["SnapshotId"]])["Snapshots"]
+    assert snapshot["Encrypted"] is True
+    default_key = client(endpoint, "kms").describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]
+    assert snapshot["KmsKeyId"] == default_key["Arn"]
+    # A copy of an encrypted image stays encrypted, with its key.
+    again = ec2.copy_image(SourceImageId=image["ImageId"], SourceRegion=REGION, Name="again")
+    (kept,) = ec2.describe_images(ImageIds=[again["ImageId"]])["Images"]
+    assert kept["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True

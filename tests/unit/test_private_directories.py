@@ -1,10 +1,11 @@
-"""The region's state directory: created, or tightened, to its owner alone."""
+"""Directories that hold keys (build directories, the region's state): created, or tightened, to
+their owner alone."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from webfleet.localregion.host.private_dirs import private_directory
+from webfleet.paths import private_directory
 
 
 def test_a_new_directory_is_private_and_an_open_one_is_tightened(tmp_path: Path) -> None:
