@@ -286,11 +286,7 @@ class LoadBalancerRuntime:
         # `UP 1/2` until the first check fails, and the load test saw 503s in that window).
         now = time.monotonic()
         for backend, server in sorted(joining):
-            _command(
-                running.stats_socket,
-                f"set server {backend}/{server} state ready; "
-                f"set server {backend}/{server} health down",
-            )
+            _bring_in_down(running, backend, server)
             running.registered_at[(backend, server)] = now
         running.known = servers
         running.registered_at = {k: v for k, v in running.registered_at.items() if k in servers}
@@ -554,13 +550,64 @@ def _command(stats_socket: Path, command: str) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+def _bring_in_down(running: _Running, backend: str, server: str) -> None:
+    """Take a joining server out of maintenance, down, and confirm it: a command lost to a busy
+    host would leave it in maintenance, which the next reload (without `disabled`) would end
+    with the server UP and serving before any check."""
+    command = (
+        f"set server {backend}/{server} state ready; set server {backend}/{server} health down"
+    )
+    deadline = time.monotonic() + _START_SECONDS
+    while True:
+        _command(running.stats_socket, command)
+        rows = _stat_rows(running.stats_socket)
+        status = next(
+            (
+                r.get("status", "")
+                for r in rows
+                if (r.get("pxname"), r.get("svname")) == (backend, server)
+            ),
+            "",
+        )
+        if status and not status.startswith("MAINT"):
+            return
+        if time.monotonic() > deadline:
+            log.warning("%s/%s did not come out of maintenance: %r", backend, server, status)
+            return
+        time.sleep(0.1)
+
+
 def _save_server_state(running: _Running) -> None:
-    state = _command(running.stats_socket, "show servers state")
+    """The servers' states as the running HAProxy has them, for the next one to start from.
+
+    Every known server must be in it: right after a reload the previous process may still
+    answer on the stats socket it handed over, with the servers it had (measured: a joining
+    server missing from the file started UP in the next process and got requests)."""
+    deadline = time.monotonic() + _SOCKET_TIMEOUT_SECONDS
+    while True:
+        state = _command(running.stats_socket, "show servers state")
+        # No answer (HAProxy dead or restarting): the file keeps the last states it gave.
+        if not state or running.known <= _servers_in_state(state):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     if state:
         # Renamed into place: a HAProxy starting meanwhile never reads half a file.
         partial = running.state_file.with_suffix(".partial")
         partial.write_text(state, encoding="utf-8")
         partial.replace(running.state_file)
+
+
+def _servers_in_state(state: str) -> set[tuple[str, str]]:
+    """(backend, server) of each line of `show servers state` (be_id be_name srv_id srv_name
+    ...), after its version line and its header."""
+    servers = set()
+    for line in state.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and not line.startswith("#"):
+            servers.add((fields[1], fields[3]))
+    return servers
 
 
 def _server_rows(running: _Running) -> list[dict[str, str]]:
