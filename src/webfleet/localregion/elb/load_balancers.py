@@ -217,7 +217,7 @@ class LoadBalancerRuntime:
                         record.arn,
                         record.access_logs,
                         self._running[record.arn].address,
-                        {backend_name(g): g.arn for g in record.target_groups},
+                        self._running[record.arn].backends,
                     )
                     for record in records
                     if record.access_logs is not None and record.arn in self._running
@@ -557,24 +557,21 @@ def _bring_in_down(running: _Running, backend: str, server: str) -> None:
     command = (
         f"set server {backend}/{server} state ready; set server {backend}/{server} health down"
     )
-    deadline = time.monotonic() + _START_SECONDS
-    while True:
+
+    def out_of_maintenance() -> bool:
         _command(running.stats_socket, command)
-        rows = _stat_rows(running.stats_socket)
         status = next(
             (
                 r.get("status", "")
-                for r in rows
+                for r in _stat_rows(running.stats_socket)
                 if (r.get("pxname"), r.get("svname")) == (backend, server)
             ),
             "",
         )
-        if status and not status.startswith("MAINT"):
-            return
-        if time.monotonic() > deadline:
-            log.warning("%s/%s did not come out of maintenance: %r", backend, server, status)
-            return
-        time.sleep(0.1)
+        return bool(status) and not status.startswith("MAINT")
+
+    if not wait_until(out_of_maintenance, _START_SECONDS, interval=0.1):
+        log.warning("%s/%s did not come out of maintenance", backend, server)
 
 
 def _save_server_state(running: _Running) -> None:
